@@ -1,0 +1,1 @@
+"""midl: reference framework for MID-L."""

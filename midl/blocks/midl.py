@@ -1,0 +1,216 @@
+"""The MID-L block: Matrix-Interpolated Dropout Layer (Shaeri & Middel, arXiv 2505.11416).
+
+Pure PyTorch: nothing here imports Lightning or Hydra, so the layer can be used on its own::
+
+    from midl.blocks import MIDLayer
+    layer = MIDLayer(dim=256, top_k=0.5)          # keep 50% of the gates per sample
+    y = layer(torch.randn(64, 256))               # (B, d) -> (B, d)
+    y = layer(torch.randn(8, 100, 256))           # (B, T, d) -> (B, T, d), one gate per position
+
+Paper references: Section 3.1 (block architecture), Section 4.3 (forward and backward
+formulation), Section 4.4 (implementation notes: F1 low-rank d -> d/2 -> d, F2 a two-layer MLP,
+dropout p = 0.1 after the sparse gate, top-k fixed or annealed) and Appendix A (pseudo-code).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Estimator = Literal["ste", "masked"]
+ESTIMATORS: tuple[str, ...] = ("ste", "masked")
+
+
+def resolve_top_k(top_k: float | int, dim: int, name: str = "top_k") -> int:
+    """Turn a top-k setting into a number of kept neurons.
+
+    Args:
+        top_k: a fraction of ``dim`` in (0, 1] given as a float (``0.5`` keeps half, ``1.0``
+            keeps all), or a count in [1, dim] given as an int (``1`` keeps one neuron).
+        dim: the number of neurons d.
+        name: the setting's name, used in error messages.
+
+    Returns:
+        k, an int in [1, dim]. A fraction is rounded to the nearest count, at least 1.
+
+    Raises:
+        TypeError: if ``top_k`` is not an int or a float (bool is refused).
+        ValueError: if a fraction is outside (0, 1] or a count outside [1, dim].
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, float)):
+        raise TypeError(f"{name} must be a fraction in (0, 1] or an int in [1, {dim}], "
+                        f"got {top_k!r} of type {type(top_k).__name__}")
+    if isinstance(top_k, int):
+        if not 1 <= top_k <= dim:
+            raise ValueError(f"{name}={top_k} is out of range: an integer top-k must lie in "
+                             f"[1, {dim}] (d={dim}); use a float for a fraction of d")
+        return top_k
+    if not (0.0 < top_k <= 1.0) or math.isnan(top_k):
+        raise ValueError(f"{name}={top_k} is out of range: a fractional top-k must lie in (0, 1]")
+    return max(1, min(dim, round(top_k * dim)))
+
+
+def top_k_mask(alpha: Tensor, k: int) -> Tensor:
+    """Hard top-k mask M_top-k(alpha) of Section 4.3.
+
+    Args:
+        alpha: gate values, shape (..., d).
+        k: number of entries kept per row, 1 <= k <= d.
+
+    Returns:
+        A tensor of alpha's shape and dtype with exactly k ones per row (along the last
+        dimension) at the k largest entries, zeros elsewhere. Not differentiable.
+    """
+    indices = alpha.topk(k, dim=-1, sorted=False).indices
+    return torch.zeros_like(alpha).scatter_(-1, indices, 1.0)
+
+
+class MIDLayer(nn.Module):
+    """MID-L block: y = alpha_hat * F1(x) + (1 - alpha_hat) * F2(x), per sample and neuron.
+
+    Forward (Sections 3.1, 4.3, 4.4; Appendix A):
+
+    - F1 (lightweight): Linear(d, r) -> Linear(r, d), low rank, r = d/2 by default.
+    - F2 (rich): Linear(d, d) -> ReLU -> Linear(d, d).
+    - Gate: alpha = sigmoid(W_alpha x), shape (..., d), one gate per neuron and sample
+      (per position for sequence inputs).
+    - Sparsity: alpha_hat = alpha * M_top-k(alpha) keeps the k largest gates per row.
+    - Regularisation: ``nn.Dropout(gate_dropout)`` on alpha_hat in training (Section 4.4,
+      p = 0.1). It is PyTorch's inverted dropout, so kept gates are scaled by 1 / (1 - p) in
+      training and may slightly exceed 1; in eval mode it is the identity.
+
+    Gradient through the top-k selection (``estimator``):
+
+    - ``"ste"`` (straight-through, Section 3.1): the hard mask is applied in the forward pass
+      while the backward pass treats the selection as the identity, so dL/dalpha reaches every
+      gate, kept or not.
+    - ``"masked"`` (Appendix A's pseudo-code, ``alpha * mask``): the mask is a constant, so only
+      kept gates receive gradient. With F1 = W1 x + b1 and F2 = W2 x + b2 this gives exactly
+      Section 4.3's dL/dW1 = diag(alpha_hat) dL/dz x^T and dL/dW2 = diag(1 - alpha_hat) dL/dz x^T.
+
+    Top-k may be fixed or annealed (Section 4.4): with ``top_k_start`` set, k moves linearly
+    from ``top_k_start`` to ``top_k`` over ``anneal_epochs`` epochs; call :meth:`set_epoch`
+    at the start of each epoch (the Lightning module does).
+
+    After every forward pass the layer keeps, detached, ``last_alpha`` (the dense gate alpha,
+    shape (..., d)) and ``last_mask`` (the top-k mask as bool, shape (..., d)), so metrics such
+    as the active neuron ratio can be read without a second pass.
+
+    Args:
+        dim: feature size d of input and output.
+        top_k: kept gates per sample: a float fraction of d in (0, 1] or an int count in
+            [1, d]. Default 0.5 (Table 12).
+        rank: inner size r of F1; default d // 2 (Section 4.4).
+        gate_dropout: dropout probability on alpha_hat in [0, 1); default 0.1 (Table 12).
+        estimator: ``"ste"`` (default) or ``"masked"``, see above.
+        top_k_start: optional start value of an annealed top-k, same forms as ``top_k``.
+        anneal_epochs: epochs over which top-k moves from ``top_k_start`` to ``top_k``.
+        gate_bias: whether W_alpha has a bias (Appendix A's ``nn.Linear`` has one).
+
+    Shapes:
+        input (B, d) or (B, T, d), or any (..., d); output of the same shape.
+
+    Raises:
+        ValueError: for d < 1, r outside [1, d], gate_dropout outside [0, 1), an unknown
+            estimator, a negative ``anneal_epochs``, or a top-k out of range
+            (see :func:`resolve_top_k`); the message names the setting and the allowed range.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        top_k: float | int = 0.5,
+        rank: int | None = None,
+        gate_dropout: float = 0.1,
+        estimator: Estimator = "ste",
+        top_k_start: float | int | None = None,
+        anneal_epochs: int = 0,
+        gate_bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim={dim!r} must be a positive int")
+        rank = dim // 2 if rank is None else rank
+        if not 1 <= rank <= dim:
+            raise ValueError(f"rank={rank} is out of range: F1's rank must lie in [1, {dim}]")
+        if not 0.0 <= gate_dropout < 1.0:
+            raise ValueError(f"gate_dropout={gate_dropout} is out of range: must lie in [0, 1)")
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"estimator={estimator!r} is unknown: choose one of {ESTIMATORS}")
+        if anneal_epochs < 0:
+            raise ValueError(f"anneal_epochs={anneal_epochs} must be >= 0")
+        self.dim = dim
+        self.rank = rank
+        self.estimator = estimator
+        self.k_final = resolve_top_k(top_k, dim, "top_k")
+        self.k_start = (self.k_final if top_k_start is None
+                        else resolve_top_k(top_k_start, dim, "top_k_start"))
+        self.anneal_epochs = anneal_epochs
+        self.k = self.k_start if anneal_epochs > 0 else self.k_final
+
+        self.f1 = nn.Sequential(nn.Linear(dim, rank), nn.Linear(rank, dim))
+        self.f2 = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+        self.gate = nn.Linear(dim, dim, bias=gate_bias)
+        self.gate_dropout = nn.Dropout(gate_dropout)
+
+        self.last_alpha: Tensor | None = None
+        self.last_mask: Tensor | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set k for ``epoch`` (0-based) of a linear top-k annealing schedule.
+
+        k = round(k_start + (k_final - k_start) * min(epoch / anneal_epochs, 1)); without
+        annealing k stays at its final value.
+        """
+        if self.anneal_epochs == 0:
+            return
+        progress = min(max(epoch, 0) / self.anneal_epochs, 1.0)
+        self.k = round(self.k_start + (self.k_final - self.k_start) * progress)
+
+    def sparse_gate(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Compute the dense gate, the top-k mask and the sparse gate for input ``x``.
+
+        Args:
+            x: input, shape (..., d).
+
+        Returns:
+            ``(alpha, mask, alpha_hat)``, each of shape (..., d): alpha = sigmoid(W_alpha x),
+            the hard top-k mask (0/1 floats), and alpha_hat = alpha * mask with the gradient
+            rule of ``self.estimator`` (before gate dropout).
+        """
+        alpha = torch.sigmoid(self.gate(x))
+        mask = top_k_mask(alpha.detach(), self.k)
+        alpha_hat = alpha * mask
+        if self.estimator == "ste":
+            # Forward value alpha * mask, backward gradient as if the selection were identity.
+            alpha_hat = alpha + (alpha_hat - alpha).detach()
+        return alpha, mask, alpha_hat
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Apply MID-L to ``x`` of shape (..., d); returns a tensor of the same shape."""
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"MIDLayer expects inputs of shape (..., {self.dim}), "
+                             f"got {tuple(x.shape)}")
+        alpha, mask, alpha_hat = self.sparse_gate(x)
+        alpha_hat = self.gate_dropout(alpha_hat)
+        self.last_alpha = alpha.detach()
+        self.last_mask = mask.detach().bool()
+        return alpha_hat * self.f1(x) + (1.0 - alpha_hat) * self.f2(x)
+
+    def active_neuron_ratio(self) -> Tensor | None:
+        """Active neuron ratio (ANR) of the last forward pass, as a fraction in [0, 1].
+
+        Definition used here: the fraction of neurons whose sparse gate alpha_hat is nonzero,
+        i.e. the mean of the top-k mask over samples (and positions) and neurons. It equals
+        k / d by construction. ``None`` before the first forward pass.
+        """
+        if self.last_mask is None:
+            return None
+        return self.last_mask.float().mean()
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, k={self.k}/{self.dim}, rank={self.rank}, "
+                f"estimator={self.estimator!r}")

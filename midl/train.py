@@ -1,0 +1,120 @@
+"""Train and test one model, configured by Hydra (``configs/train.yaml``).
+
+Usage (after ``make install``; works from any working directory)::
+
+    python -m midl.train                                   # MID-L on the embedded digits data
+    python -m midl.train +experiment=cifar10_ablation      # the main job (Table 4's MID-L)
+    python -m midl.train +experiment=mnist_mlp block=dropout trainer.max_epochs=1
+    python -m midl.train -m +experiment=mnist_mlp seed=0,1,2,3,4   # a seed sweep
+    python -m midl.train -m hydra/launcher=joblib ...       # sweep jobs in parallel (if installed)
+
+Each run writes into its output directory (``outputs/<task_name>/runs/<time>/`` or, in a sweep,
+``outputs/<task_name>/multirun/<swept values>/``): ``.hydra/`` (the composed config),
+``csv/metrics.csv`` (the logged curves), ``checkpoints/`` and, after testing, ``metrics.json``
+(test metrics, resolved config, seed, commit, hardware, wall time), written atomically. A run
+whose ``metrics.json`` already exists is not redone unless ``force=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from midl.io import atomic_write_json
+from midl.module import ClassificationModule
+from midl.provenance import git_commit, hardware, versions
+
+log = logging.getLogger(__name__)
+
+
+def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, ClassificationModule]:
+    """Instantiate the data module and the Lightning module a config describes.
+
+    The data module is set up first because the backbone's input shape, class count and
+    (for text) vocabulary size come from the data.
+    """
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    shape_kwargs: dict[str, Any] = {"input_shape": datamodule.input_shape,
+                                    "num_classes": datamodule.num_classes}
+    if datamodule.vocab_size is not None:
+        shape_kwargs["vocab_size"] = datamodule.vocab_size
+    net = instantiate(cfg.model, block=instantiate(cfg.block), **shape_kwargs)
+    module = ClassificationModule(net, num_classes=datamodule.num_classes,
+                                  optimizer=instantiate(cfg.optimizer))
+    return datamodule, module
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, test and write ``metrics.json`` for one run; return the written record.
+
+    If the output directory already holds a ``metrics.json`` and ``cfg.force`` is false, the
+    run is skipped and the existing record is returned (a sweep continues where it stopped).
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    result_path = output_dir / "metrics.json"
+    if result_path.exists() and not cfg.get("force", False):
+        log.info("%s exists: this run is complete, skipping it (force=true reruns it)",
+                 result_path)
+        return json.loads(result_path.read_text())
+
+    start = time.perf_counter()
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule, module = build(cfg)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+
+    try:
+        trainer.fit(module, datamodule=datamodule)
+        checkpoint = trainer.checkpoint_callback
+        ckpt_path = None
+        if cfg.test_ckpt == "best" and checkpoint is not None and checkpoint.best_model_path:
+            ckpt_path = checkpoint.best_model_path
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    finally:
+        if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
+            import wandb
+
+            wandb.finish()
+
+    test_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
+                    if k.startswith("test/")}
+    record = {
+        "task_name": cfg.task_name,
+        "seed": cfg.seed,
+        "test": test_metrics,
+        "tested_checkpoint": ckpt_path or "final weights",
+        "epochs_trained": trainer.current_epoch,
+        "wall_time_s": round(time.perf_counter() - start, 3),
+        "command": " ".join(sys.argv),
+        "commit": git_commit(),
+        "hardware": hardware(),
+        "versions": versions(),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    atomic_write_json(result_path, record)
+    log.info("test metrics: %s", json.dumps(test_metrics))
+    log.info("wrote %s", result_path)
+    return record
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the test accuracy (for Hydra sweepers)."""
+    record = train(cfg)
+    print(json.dumps({"output_dir": cfg.paths.output_dir, **record["test"]}, indent=2))
+    return record["test"].get("test/acc")
+
+
+if __name__ == "__main__":
+    main()
