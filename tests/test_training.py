@@ -1,0 +1,46 @@
+"""Real training runs that must learn, and the metrics.json every run writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import require_real
+from midl.train import train
+
+
+def test_default_digits_run_learns_and_writes_metrics_json(compose_cfg, tmp_path):
+    cfg = compose_cfg(["callbacks.progress_bar.refresh_rate=0"])
+    record = train(cfg)
+    assert record["test"]["test/acc"] >= 0.90, record["test"]
+    assert record["test"]["test/f1"] >= 0.88
+    assert record["test"]["test/anr"] == pytest.approx(0.5)
+
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["test"] == record["test"]
+    assert written["seed"] == 0
+    assert written["config"]["block"]["_target_"] == "midl.blocks.MIDLayer"
+    assert written["config"]["paths"]["output_dir"] == str(tmp_path)
+    assert {"hash", "dirty"} <= set(written["commit"])
+    assert written["hardware"]["cpu_count"] >= 1
+    assert written["wall_time_s"] > 0
+    assert written["epochs_trained"] == cfg.trainer.max_epochs
+    assert (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert (tmp_path / "csv" / "metrics.csv").exists()
+    assert written["tested_checkpoint"].startswith(str(tmp_path / "checkpoints"))
+
+    # an existing result is never redone or overwritten silently
+    before = (tmp_path / "metrics.json").read_bytes()
+    again = train(compose_cfg(["trainer.max_epochs=1"]))
+    assert again == written and (tmp_path / "metrics.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_mnist_mlp_midl_one_epoch_reaches_95_percent(compose_cfg):
+    root = require_real("MNIST/raw")
+    cfg = compose_cfg(["+experiment=mnist_mlp", "trainer.max_epochs=1", f"paths.data_dir={root}",
+                       "callbacks.progress_bar.refresh_rate=0", "logger=none"])
+    record = train(cfg)
+    assert record["test"]["test/acc"] >= 0.95, record["test"]
+    assert record["test"]["test/anr"] == pytest.approx(0.5)
