@@ -23,6 +23,22 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 STAGES = ("train", "val", "test")
 
 
+class ClassF1Score(MulticlassF1Score):
+    """F1 score of one class (the positive class of a binary task), from multiclass logits.
+
+    Args:
+        num_classes: number of classes.
+        positive_class: the class whose F1 is reported.
+    """
+
+    def __init__(self, num_classes: int, positive_class: int) -> None:
+        super().__init__(num_classes, average="none")
+        self.positive_class = positive_class
+
+    def compute(self) -> Tensor:
+        return super().compute()[self.positive_class]
+
+
 class ClassificationModule(pl.LightningModule):
     """Trains ``net`` with cross-entropy and logs accuracy, macro F1 and ANR per stage.
 
@@ -31,20 +47,27 @@ class ClassificationModule(pl.LightningModule):
         num_classes: number of classes (>= 2).
         optimizer: a factory ``optimizer(params) -> Optimizer``, e.g. Hydra's
             ``{_target_: torch.optim.Adam, _partial_: true, lr: 1e-3}`` (Table 12).
+        positive_class: if given, ``f1`` is the F1 score of this class alone (binary tasks
+            such as UCI Adult's ``>50K``); otherwise the macro average over classes.
 
     Raises:
         ValueError: if ``num_classes`` < 2.
     """
 
-    def __init__(self, net: nn.Module, num_classes: int, optimizer: OptimizerFactory) -> None:
+    def __init__(self, net: nn.Module, num_classes: int, optimizer: OptimizerFactory,
+                 positive_class: int | None = None) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes={num_classes} must be >= 2")
+        if positive_class is not None and not 0 <= positive_class < num_classes:
+            raise ValueError(f"positive_class={positive_class} must lie in [0, {num_classes})")
         self.net = net
         self.optimizer_factory = optimizer
+        f1 = (MulticlassF1Score(num_classes, average="macro") if positive_class is None
+              else ClassF1Score(num_classes, positive_class))
         metrics = MetricCollection({
             "acc": MulticlassAccuracy(num_classes, average="micro"),
-            "f1": MulticlassF1Score(num_classes, average="macro"),
+            "f1": f1,
         })
         # One metric object per stage (attributes, since ModuleDict keys may not be "train").
         for stage in STAGES:

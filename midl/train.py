@@ -50,7 +50,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, ClassificationModule
         shape_kwargs["vocab_size"] = datamodule.vocab_size
     net = instantiate(cfg.model, block=instantiate(cfg.block), **shape_kwargs)
     module = ClassificationModule(net, num_classes=datamodule.num_classes,
-                                  optimizer=instantiate(cfg.optimizer))
+                                  optimizer=instantiate(cfg.optimizer),
+                                  positive_class=datamodule.positive_class)
     return datamodule, module
 
 
@@ -95,6 +96,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test": test_metrics,
         "tested_checkpoint": ckpt_path or "final weights",
         "epochs_trained": trainer.current_epoch,
+        "data": datamodule.summary(),
         "wall_time_s": round(time.perf_counter() - start, 3),
         "command": " ".join(sys.argv),
         "commit": git_commit(),

@@ -1,0 +1,43 @@
+"""ClassificationModule metrics against independent computations."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+
+from midl.backbones import MLP
+from midl.blocks import MIDLayer
+from midl.module import ClassF1Score, ClassificationModule
+
+
+def test_class_f1_matches_scikit_learn():
+    torch.manual_seed(0)
+    logits, y = torch.randn(200, 3), torch.randint(0, 3, (200,))
+    for positive in range(3):
+        metric = ClassF1Score(3, positive)
+        metric.update(logits, y)
+        expected = f1_score(y, logits.argmax(1), labels=[positive], average=None)[0]
+        assert metric.compute().item() == pytest.approx(expected)
+
+
+def test_stage_metrics_match_scikit_learn():
+    torch.manual_seed(1)
+    net = MLP((4,), 3, functools.partial(MIDLayer, top_k=2), hidden_dim=8)
+    module = ClassificationModule(net, 3, functools.partial(torch.optim.Adam, lr=1e-3))
+    xs, ys, preds = [], [], []
+    for _ in range(3):
+        x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+        logits = net(x)
+        module.test_metrics.update(logits, y)
+        module.test_anr.update(net.block.active_neuron_ratio(), weight=len(y))
+        xs.append(x), ys.append(y), preds.append(logits.argmax(1))
+    y, pred = torch.cat(ys), torch.cat(preds)
+    result = module.test_metrics.compute()
+    assert result["test/acc"].item() == pytest.approx(accuracy_score(y, pred))
+    assert result["test/f1"].item() == pytest.approx(f1_score(y, pred, average="macro"))
+    assert module.test_anr.compute().item() == pytest.approx(2 / 8)
+    with pytest.raises(ValueError, match="positive_class=3"):
+        ClassificationModule(net, 3, torch.optim.Adam, positive_class=3)
