@@ -1,0 +1,126 @@
+"""Readers for the published dataset file formats, with checksum checks.
+
+Each reader takes a file path, returns NumPy arrays, and raises an error naming the file when
+the file is missing, truncated or corrupt. No reader downloads anything.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+# idx type codes (LeCun et al., http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class ChecksumWarning(UserWarning):
+    """A data file's MD5 differs from the published one; the file is used anyway."""
+
+
+def md5sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex MD5 digest of the file at ``path``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_md5(path: str | Path, expected: str | None) -> bool:
+    """Compare a file's MD5 with its published value; warn, never fail, on a mismatch.
+
+    Args:
+        path: the file.
+        expected: the published hex MD5, or ``None`` when none is published (no check).
+
+    Returns:
+        True when the digest matches, False when it differs or nothing was checked.
+
+    Warns:
+        ChecksumWarning: naming the file, both digests, and that the file is used anyway
+        (e.g. the offline CIFAR-10 rebuild without per-image ``filenames``).
+    """
+    if expected is None:
+        return False
+    actual = md5sum(path)
+    if actual != expected:
+        warnings.warn(f"{path}: MD5 {actual} differs from the published {expected}; "
+                      "the file is not the published original (for example a subset or a "
+                      "rebuild); using it anyway", ChecksumWarning, stacklevel=2)
+        return False
+    return True
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an idx file (the MNIST format), plain or gzip-compressed (``.gz``).
+
+    Args:
+        path: the idx file, e.g. ``train-images-idx3-ubyte`` or ``...-ubyte.gz``.
+
+    Returns:
+        An array of the file's shape, e.g. (60000, 28, 28) uint8 images or (60000,) labels.
+
+    Raises:
+        ValueError: if the header is not idx or the data is shorter or longer than the header
+            says (truncated or corrupt file); the message names the file.
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:  # gzip raises these for corrupt or truncated streams
+        raise ValueError(f"{path}: cannot read idx data ({err}); the file is corrupt or "
+                         "truncated") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ValueError(f"{path}: not an idx file (bad magic number {raw[:4].hex()})")
+    ndim = raw[3]
+    header_size = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header_size + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{path}: idx header says shape {shape} ({expected} bytes) but the "
+                         f"file holds {len(raw)} bytes; the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=dtype, offset=header_size).reshape(shape).astype(
+        dtype.newbyteorder("="), copy=False)
+
+
+def read_cifar_batch(path: str | Path, label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR "python version" pickle (Krizhevsky 2009).
+
+    The file is a dict with ``data`` (uint8, (N, 3072), channel-planar RGB rows) and a label
+    list under ``label_key`` (``labels`` for CIFAR-10, ``fine_labels`` for CIFAR-100);
+    ``filenames`` and ``batch_label`` are optional and ignored. Pickles are only read from the
+    configured data root.
+
+    Returns:
+        ``(images, labels)``: uint8 (N, 3, 32, 32) and int64 (N,).
+
+    Raises:
+        ValueError: if the file cannot be unpickled (truncated or corrupt) or lacks the keys;
+            the message names the file.
+    """
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a readable CIFAR pickle ({err!r}); the file is "
+                         "truncated or corrupt") from err
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: expected a pickled dict, got {type(entry).__name__}")
+    entry = {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
+    if "data" not in entry or label_key not in entry:
+        raise ValueError(f"{path}: missing key 'data' or {label_key!r} "
+                         f"(found {sorted(entry)})")
+    data = np.asarray(entry["data"], dtype=np.uint8)
+    labels = np.asarray(entry[label_key], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise ValueError(f"{path}: expected data of shape (N, 3072) and N labels, got "
+                         f"{data.shape} and {labels.shape}")
+    return data.reshape(-1, 3, 32, 32), labels
