@@ -1,9 +1,13 @@
 """Data modules (``configs/data/``): whole datasets in memory, batches transformed on device."""
 
+from midl.data.adult import AdultDataModule
 from midl.data.base import InMemoryDataModule, Splits, default_data_dir
-from midl.data.cifar import CIFAR10DataModule
+from midl.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from midl.data.digits import DigitsDataModule
+from midl.data.imdb import IMDBDataModule
 from midl.data.mnist import MNISTDataModule
+from midl.data.svhn import SVHNDataModule
 
-__all__ = ["CIFAR10DataModule", "DigitsDataModule", "InMemoryDataModule", "MNISTDataModule",
+__all__ = ["AdultDataModule", "CIFAR100DataModule", "CIFAR10DataModule", "DigitsDataModule",
+           "IMDBDataModule", "InMemoryDataModule", "MNISTDataModule", "SVHNDataModule",
            "Splits", "default_data_dir"]

@@ -15,9 +15,10 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader
 
 from midl.data.conditions import check_noise_rate, check_seed, select_subset, symmetric_label_noise
+from midl.data.sampling import EpochBatchSampler
 
 
 def default_data_dir() -> str:
@@ -169,6 +170,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.val_set: TensorBatches | None = None
         self.test_set: TensorBatches | None = None
         self.mean: Tensor | None = None
+        self.shuffle_seed = 0
         self.std: Tensor | None = None
 
     # -- what subclasses provide -------------------------------------------------------
@@ -234,6 +236,8 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits once, cut the validation slice and compute normalisation stats."""
+        # the seed in force now (seed_everything(seed) in midl.train) seeds every epoch's shuffle
+        self.shuffle_seed = torch.initial_seed()
         if self.train_set is not None:
             return
         splits = self.load()
@@ -281,9 +285,15 @@ class InMemoryDataModule(pl.LightningDataModule):
     def _loader(self, dataset: TensorBatches | None, batch_size: int, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
-        return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False),
-                          batch_size=None)
+        # The shuffle depends on (run seed, epoch) only, and the loader draws nothing from the
+        # global RNG, so a run resumed from a checkpoint replays the same batches.
+        sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed=self.shuffle_seed,
+                                    epoch_fn=self._current_epoch)
+        return DataLoader(dataset, sampler=sampler, batch_size=None,
+                          generator=torch.Generator().manual_seed(0))
+
+    def _current_epoch(self) -> int | None:
+        return self.trainer.current_epoch if self.trainer is not None else None
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)

@@ -124,3 +124,38 @@ def read_cifar_batch(path: str | Path, label_key: str = "labels") -> tuple[np.nd
         raise ValueError(f"{path}: expected data of shape (N, 3072) and N labels, got "
                          f"{data.shape} and {labels.shape}")
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def read_svhn_mat(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read an SVHN cropped-digits file (``train_32x32.mat`` / ``test_32x32.mat``; Netzer et al.
+    2011, "Reading Digits in Natural Images with Unsupervised Feature Learning").
+
+    The MATLAB file holds ``X`` (uint8, (32, 32, 3, N)) and ``y`` ((N, 1), digits 1-10 where
+    10 means the digit 0).
+
+    Returns:
+        ``(images, labels)``: uint8 (N, 3, 32, 32) and int64 (N,) digits 0-9 (10 mapped to 0).
+
+    Raises:
+        ValueError: if the file cannot be read as a MATLAB file (truncated or corrupt), lacks
+            ``X`` or ``y``, has the wrong shapes or labels outside 1-10; the message names the file.
+    """
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(str(path))
+    except Exception as err:  # scipy raises ValueError, TypeError, OSError, MatReadError...
+        raise ValueError(f"{path}: not a readable MATLAB .mat file ({err!r}); the file is "
+                         "truncated or corrupt") from err
+    if "X" not in mat or "y" not in mat:
+        raise ValueError(f"{path}: missing variable 'X' or 'y' "
+                         f"(found {sorted(k for k in mat if not k.startswith('__'))})")
+    x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != len(y):
+        raise ValueError(f"{path}: expected X of shape (32, 32, 3, N) and N labels, got "
+                         f"{x.shape} and {y.shape}")
+    if len(y) and (y.min() < 1 or y.max() > 10):
+        raise ValueError(f"{path}: labels must lie in 1-10 (10 = digit 0), found "
+                         f"{y.min()}..{y.max()}")
+    images = np.ascontiguousarray(x.transpose(3, 2, 0, 1).astype(np.uint8, copy=False))
+    return images, (y.astype(np.int64) % 10)

@@ -1,0 +1,65 @@
+"""SVHN cropped digits (Netzer et al. 2011, "Reading Digits in Natural Images with Unsupervised
+Feature Learning", NIPS Workshop) from the published ``.mat`` files under the data root."""
+
+from __future__ import annotations
+
+import torch
+
+from midl.data.base import InMemoryDataModule, Splits
+from midl.data.formats import check_md5, read_svhn_mat
+
+# file name -> published MD5 (the values torchvision's SVHN class checks).
+_FILES = {"train": ("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
+          "test": ("test_32x32.mat", "eb5a983be6a315427106f1b164d9cef3")}
+
+
+class SVHNDataModule(InMemoryDataModule):
+    """SVHN as (3, 32, 32) uint8 images: 73,257 training (minus the validation slice) and
+    26,032 test images; labels 0-9 (the files' label 10 is the digit 0). The "extra" split is
+    not used.
+
+    Files are looked up in ``<data_dir>/svhn/`` (``train_32x32.mat``, ``test_32x32.mat``, the
+    layout torchvision's ``SVHN(root=<data_dir>/svhn)`` uses). A checksum mismatch only warns.
+    With ``download=True`` missing files are fetched by :class:`torchvision.datasets.SVHN`.
+
+    Args:
+        augment: random crop (padding 4) on training batches, without flips (digits are not
+            mirror-symmetric); off by default.
+        **kwargs: see :class:`~midl.data.base.InMemoryDataModule`.
+
+    Raises:
+        FileNotFoundError: when a file is missing, naming the folder searched.
+        ValueError: when a file is truncated or corrupt, naming the file.
+    """
+
+    name = "SVHN"
+    num_classes = 10
+    input_shape = (3, 32, 32)
+    folder = "svhn"
+
+    def prepare_data(self) -> None:
+        root = self.data_dir / self.folder
+        for split, (name, _) in _FILES.items():
+            if self.download and not (root / name).exists():
+                from torchvision.datasets import SVHN
+
+                SVHN(root=str(root), split=split, download=True)
+
+    def load(self) -> Splits:
+        self.prepare_data()
+        root = self.data_dir / self.folder
+        names = [name for name, _ in _FILES.values()]
+        if not all((root / n).exists() for n in names):
+            raise self.missing(root, names,
+                               "pass data.download=true to fetch it with torchvision")
+        arrays = []
+        for name, md5 in _FILES.values():
+            check_md5(root / name, md5)
+            x, y = read_svhn_mat(root / name)
+            arrays += [torch.from_numpy(x), torch.from_numpy(y)]
+        return Splits(*arrays)
+
+    def augment_batch(self, x: torch.Tensor) -> torch.Tensor:
+        from midl.data.base import random_crop_flip
+
+        return random_crop_flip(x, padding=4, flip=False)
