@@ -4,6 +4,16 @@ Loss: cross-entropy plus the sum of every block's ``aux_loss()`` (if a block has
 Metrics per stage (``train/``, ``val/``, ``test/``): ``loss``, ``acc`` (top-1 accuracy),
 ``f1`` (macro F1 over classes, torchmetrics), and ``anr``, the active neuron ratio averaged
 over samples and over the blocks that report one (see each block's ``active_neuron_ratio``).
+
+The test stage also logs (definitions in :mod:`midl.metrics`):
+
+- ``test/anr_tau``: threshold ANR, the fraction of neurons with alpha_hat > tau (0.5), averaged
+  over samples and blocks (``test/anr`` is the nonzero-gate ANR, k / d for MID-L);
+- ``test/ece`` (15 bins, L1, Guo et al. 2017) and ``test/brier`` (multiclass Brier score);
+- ``test/flops`` (FLOPs per sample, ``FlopCounterMode``, counted once per test run on one
+  sample), ``test/flops_conditional`` (what skipping masked work would need, from the test
+  set's gate statistics), and the same two for the blocks alone (``test/flops_block``,
+  ``test/flops_block_conditional``, summed over blocks).
 """
 
 from __future__ import annotations
@@ -15,9 +25,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassCalibrationError,
+    MulticlassF1Score,
+)
 
 from midl.backbones import blocks_of
+from midl.metrics.anr import DEFAULT_TAU, block_anr
+from midl.metrics.calibration import DEFAULT_BINS, BrierScore
+from midl.metrics.flops import FlopReport, conditional_flops, count_flops
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 STAGES = ("train", "val", "test")
@@ -49,13 +66,16 @@ class ClassificationModule(pl.LightningModule):
             ``{_target_: torch.optim.Adam, _partial_: true, lr: 1e-3}`` (Table 12).
         positive_class: if given, ``f1`` is the F1 score of this class alone (binary tasks
             such as UCI Adult's ``>50K``); otherwise the macro average over classes.
+        anr_tau: threshold tau of ``test/anr_tau`` (default 0.5).
+        count_flops: whether the test stage counts FLOPs (default True).
 
     Raises:
         ValueError: if ``num_classes`` < 2.
     """
 
     def __init__(self, net: nn.Module, num_classes: int, optimizer: OptimizerFactory,
-                 positive_class: int | None = None) -> None:
+                 positive_class: int | None = None, anr_tau: float = DEFAULT_TAU,
+                 count_flops: bool = True) -> None:
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"num_classes={num_classes} must be >= 2")
@@ -74,6 +94,14 @@ class ClassificationModule(pl.LightningModule):
             setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
             setattr(self, f"{stage}_anr", MeanMetric())
         self.anr_blocks = blocks_of(net)
+        # Test stage only: threshold ANR, calibration, per-block ANR for conditional FLOPs.
+        self.anr_tau = anr_tau
+        self.count_flops = count_flops
+        self.test_anr_tau = MeanMetric()
+        self.test_ece = MulticlassCalibrationError(num_classes, n_bins=DEFAULT_BINS, norm="l1")
+        self.test_brier = BrierScore(num_classes)
+        self.test_block_anr = nn.ModuleList(MeanMetric() for _ in self.anr_blocks)
+        self.test_flops: FlopReport | None = None
         self.aux_blocks = [m for m in net.modules() if callable(getattr(m, "aux_loss", None))]
 
     def forward(self, x: Tensor) -> Tensor:
@@ -101,7 +129,40 @@ class ClassificationModule(pl.LightningModule):
             anr_metric = getattr(self, f"{stage}_anr")
             anr_metric.update(anr, weight=len(y))
             self.log(f"{stage}/anr", anr_metric, on_step=False, on_epoch=True)
+        if stage == "test":
+            self._update_test_metrics(logits.detach(), y)
         return loss
+
+    def _update_test_metrics(self, logits: Tensor, y: Tensor) -> None:
+        """Threshold ANR, per-block ANR, ECE and Brier score of one test batch."""
+        probs = logits.float().softmax(-1)
+        for name, metric in (("ece", self.test_ece), ("brier", self.test_brier)):
+            metric.update(probs, y)
+            self.log(f"test/{name}", metric, on_step=False, on_epoch=True)
+        ratios = [r for m in self.anr_blocks if (r := block_anr(m, self.anr_tau)) is not None]
+        if ratios:
+            self.test_anr_tau.update(torch.stack([r.to(self.device) for r in ratios]).mean(),
+                                     weight=len(y))
+            self.log("test/anr_tau", self.test_anr_tau, on_step=False, on_epoch=True)
+        for block, metric in zip(self.anr_blocks, self.test_block_anr, strict=True):
+            ratio = block_anr(block)
+            if ratio is not None:
+                metric.update(ratio.to(self.device), weight=len(y))
+
+    def _log_test_flops(self) -> None:
+        """Log dense and conditional FLOPs per sample (whole model and blocks)."""
+        report = self.test_flops
+        if report is None:
+            return
+        names = {id(m): n for n, m in self.net.named_modules()}
+        fractions = {names[id(block)]: float(metric.compute())
+                     for block, metric in zip(self.anr_blocks, self.test_block_anr, strict=True)
+                     if metric.update_called}
+        conditional = conditional_flops(self.net, report, fractions)
+        self.log_dict({"test/flops": report.total,
+                       "test/flops_conditional": conditional["total"],
+                       "test/flops_block": sum(report.blocks.values()),
+                       "test/flops_block_conditional": sum(conditional["blocks"].values())})
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         return self._step(batch, "train")
@@ -110,7 +171,20 @@ class ClassificationModule(pl.LightningModule):
         self._step(batch, "val")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        if self.count_flops and self.test_flops is None:
+            # Once per test run, on one sample, before the batch's forward pass so that the
+            # blocks' recorded gates belong to the batch.
+            self.test_flops = count_flops(self.net, batch[0][:1])
         self._step(batch, "test")
+
+    def on_test_start(self) -> None:
+        """Forget the previous test run's FLOPs count and per-block ANR."""
+        self.test_flops = None
+        for metric in self.test_block_anr:
+            metric.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self._log_test_flops()
 
     def on_train_epoch_start(self) -> None:
         """Tell blocks with a schedule (e.g. annealed top-k) which epoch starts."""
