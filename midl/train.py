@@ -29,11 +29,13 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from midl.config import register_resolvers
 from midl.io import atomic_write_json
 from midl.module import ClassificationModule
 from midl.provenance import git_commit, hardware, versions
 
 log = logging.getLogger(__name__)
+register_resolvers()
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, ClassificationModule]:
@@ -60,6 +62,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     If the output directory already holds a ``metrics.json`` and ``cfg.force`` is false, the
     run is skipped and the existing record is returned (a sweep continues where it stopped).
+    If it holds ``checkpoints/last.ckpt`` from an interrupted run and ``cfg.resume`` is true,
+    training resumes from it; ``force=true`` starts afresh.
     """
     output_dir = Path(cfg.paths.output_dir)
     result_path = output_dir / "metrics.json"
@@ -75,8 +79,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
 
+    last = output_dir / "checkpoints" / "last.ckpt"
+    resume_from = str(last) if cfg.resume and last.exists() and not cfg.force else None
+    if resume_from:
+        log.info("resuming from %s", resume_from)
     try:
-        trainer.fit(module, datamodule=datamodule)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
         checkpoint = trainer.checkpoint_callback
         ckpt_path = None
         if cfg.test_ckpt == "best" and checkpoint is not None and checkpoint.best_model_path:
@@ -96,6 +104,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "test": test_metrics,
         "tested_checkpoint": ckpt_path or "final weights",
         "epochs_trained": trainer.current_epoch,
+        "resumed_from": resume_from,
         "data": datamodule.summary(),
         "wall_time_s": round(time.perf_counter() - start, 3),
         "command": " ".join(sys.argv),

@@ -293,7 +293,12 @@ class InMemoryDataModule(pl.LightningDataModule):
                           generator=torch.Generator().manual_seed(0))
 
     def _current_epoch(self) -> int | None:
-        return self.trainer.current_epoch if self.trainer is not None else None
+        # The epoch about to be trained. ``trainer.current_epoch`` lags behind it when a run
+        # resumes from a checkpoint saved at validation time, so read the count of processed
+        # epochs, which is also what Lightning passes to samplers' ``set_epoch``.
+        if self.trainer is None:
+            return None
+        return self.trainer.fit_loop.epoch_progress.current.processed
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)
