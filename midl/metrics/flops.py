@@ -33,6 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from midl.backbones import blocks_of
 from midl.blocks import MIDLayer
 
+FLOP_CONVENTION = ("FLOPs per sample, 2 per multiply-accumulate (torch.utils.flop_counter."
+                   "FlopCounterMode: matmul/conv/attention; bias, activations and element-wise "
+                   "ops not counted)")
+
 
 @dataclass
 class FlopReport:
@@ -168,4 +172,5 @@ def conditional_flops(model: nn.Module, report: FlopReport,
     return {"total": report.total - saved, "blocks": blocks}
 
 
-__all__ = ["FlopReport", "conditional_block_flops", "conditional_flops", "count_flops"]
+__all__ = ["FLOP_CONVENTION", "FlopReport", "conditional_block_flops", "conditional_flops",
+           "count_flops"]

@@ -3,32 +3,43 @@
 - GPU: ``torch.cuda.max_memory_allocated`` over ``repeats`` forward passes, after
   ``torch.cuda.reset_peak_memory_stats``: the peak of memory held by torch tensors (weights,
   inputs, activations), excluding the CUDA context and the caching allocator's slack.
-- CPU: an isolated measurement process (``multiprocessing`` spawn), so nothing else the calling
-  process did (training, other models, data) enters the number. The child receives the pickled
-  model and inputs, frees the payload, records its resident set size (RSS), resets the kernel's
-  peak-RSS counter (``VmHWM``, by writing 5 to ``/proc/self/clear_refs``; Linux >= 4.0), runs
-  the forward passes under ``torch.inference_mode`` and reads ``VmHWM`` back. Where the reset is
+- CPU: an isolated measurement process (a fresh Python subprocess that loads this file alone
+  and imports only torch and the model's classes), so nothing else the calling process did
+  (training, other models, data, Lightning) enters the number. The child loads the pickled
+  model and inputs, records its resident set size (RSS), resets the kernel's peak-RSS counter
+  (``VmHWM``, by writing 5 to ``/proc/self/clear_refs``; Linux >= 4.0), runs the forward
+  passes under ``torch.inference_mode`` and reads ``VmHWM`` back. Where the reset is
   unavailable it falls back to ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (a lifetime peak).
 
-Reported: ``peak_mb`` (absolute peak: on CPU this includes the Python interpreter and the torch
-runtime, some hundreds of MB), ``baseline_mb`` (before the first forward pass, model and input
-loaded), ``delta_mb`` = peak - baseline (what inference itself added), ``parameters_mb`` (size of
-the model's parameters and buffers), and ``method`` naming how the peak was taken.
+Reported: ``peak_mb`` (absolute peak; on CPU this includes the Python interpreter and the torch
+runtime, about 530 MB for a CUDA build of torch 2.x before any model is loaded),
+``baseline_mb`` (before the first forward pass, model and input loaded), ``delta_mb`` = peak -
+baseline (what inference itself added), ``parameters_mb`` (size of the model's parameters and
+buffers), and ``method`` naming how the peak was taken.
 """
 
 from __future__ import annotations
 
 import gc
-import multiprocessing as mp
+import json
+import os
 import pickle
 import resource
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 MB = float(2**20)
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
+_CHILD = ("import importlib.util, sys; "
+          "spec = importlib.util.spec_from_file_location('_midl_memory_probe', sys.argv[1]); "
+          "probe = importlib.util.module_from_spec(spec); spec.loader.exec_module(probe); "
+          "probe._child_main(sys.argv[2:])")
 
 
 def _status_kb(field: str) -> int | None:
@@ -56,30 +67,33 @@ def _ru_maxrss_kb() -> int:
     return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB on Linux
 
 
-def _cpu_worker(conn: Any, repeats: int, num_threads: int) -> None:
-    """Child process: receive (model, inputs), measure, send the result dict back."""
-    try:
-        torch.set_num_threads(num_threads)
-        payload = conn.recv_bytes()
-        model, inputs = pickle.loads(payload)
-        del payload
-        model.eval()
-        gc.collect()
-        baseline_kb = _status_kb("VmRSS")
-        reset = baseline_kb is not None and _reset_peak_rss()
-        if not reset:
-            baseline_kb = _ru_maxrss_kb()
-        with torch.inference_mode():
-            for _ in range(repeats):
-                model(inputs)
-        peak_kb = _status_kb("VmHWM") if reset else _ru_maxrss_kb()
-        method = ("isolated spawned process: peak RSS (VmHWM reset via /proc/self/clear_refs)"
-                  if reset else "isolated spawned process: resource.getrusage ru_maxrss")
-        conn.send({"peak_kb": peak_kb, "baseline_kb": baseline_kb, "method": method})
-    except BaseException as error:  # report any failure to the parent instead of hanging
-        conn.send({"error": f"{type(error).__name__}: {error}"})
-    finally:
-        conn.close()
+def _measure_in_this_process(payload_path: str, repeats: int, num_threads: int) -> dict:
+    """Child side: load (model, inputs), measure ``repeats`` forward passes, return the result."""
+    torch.set_num_threads(num_threads)
+    with open(payload_path, "rb") as f:
+        model, inputs = pickle.load(f)
+    model.eval()
+    gc.collect()
+    baseline_kb = _status_kb("VmRSS")
+    reset = baseline_kb is not None and _reset_peak_rss()
+    if not reset:
+        baseline_kb = _ru_maxrss_kb()
+    with torch.inference_mode():
+        for _ in range(repeats):
+            model(inputs)
+    peak_kb = _status_kb("VmHWM") if reset else _ru_maxrss_kb()
+    method = ("isolated process: peak RSS (VmHWM, reset via /proc/self/clear_refs before "
+              "inference)" if reset else "isolated process: resource.getrusage ru_maxrss")
+    return {"peak_kb": peak_kb, "baseline_kb": baseline_kb, "method": method}
+
+
+def _child_main(args: list[str]) -> None:
+    """Entry of the measurement process: ``payload result repeats threads``."""
+    payload, result, repeats, threads = args
+    measured = _measure_in_this_process(payload, int(repeats), int(threads))
+    with open(result + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(measured, f)
+    os.replace(result + ".tmp", result)
 
 
 def _parameters_mb(model: nn.Module) -> float:
@@ -89,24 +103,26 @@ def _parameters_mb(model: nn.Module) -> float:
 
 def _cpu_peak(model: nn.Module, inputs: Tensor, repeats: int, num_threads: int,
               timeout_s: float) -> dict[str, Any]:
-    payload = pickle.dumps((model.cpu(), inputs.cpu()), protocol=pickle.HIGHEST_PROTOCOL)
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=_cpu_worker, args=(child, repeats, num_threads), daemon=True)
-    process.start()
-    child.close()
-    try:
-        parent.send_bytes(payload)
-        if not parent.poll(timeout_s):
-            raise RuntimeError(f"memory measurement process gave no answer in {timeout_s} s")
-        result = parent.recv()
-    finally:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.terminate()
-            process.join()
-    if "error" in result:
-        raise RuntimeError(f"memory measurement process failed: {result['error']}")
+    with tempfile.TemporaryDirectory(prefix="midl-memory-") as tmp:
+        payload, result_path = Path(tmp) / "payload.pkl", Path(tmp) / "result.json"
+        with open(payload, "wb") as f:
+            pickle.dump((model.cpu(), inputs.cpu()), f, protocol=pickle.HIGHEST_PROTOCOL)
+        # Load this file on its own (not as part of the midl.metrics package) so that the child
+        # imports nothing beyond torch and the model's classes.
+        command = [sys.executable, "-c", _CHILD, __file__, str(payload), str(result_path),
+                   str(repeats), str(num_threads)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [_PACKAGE_ROOT, *filter(None, [os.environ.get("PYTHONPATH")])])}
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                                  env=env)
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(f"memory measurement process gave no answer in {timeout_s} s"
+                               ) from error
+        if done.returncode != 0 or not result_path.exists():
+            raise RuntimeError(f"memory measurement process failed ({done.returncode}): "
+                               f"{done.stderr.strip()[-2000:]}")
+        result = json.loads(result_path.read_text())
     peak, baseline = result["peak_kb"] / 1024, result["baseline_kb"] / 1024
     return {"peak_mb": peak, "baseline_mb": baseline, "delta_mb": max(peak - baseline, 0.0),
             "method": result["method"], "num_threads": num_threads}
