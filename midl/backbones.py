@@ -97,26 +97,43 @@ class CNN(Backbone):
         channels: output channels of each conv stage, e.g. (32, 64, 128).
         hidden_dim: width d of the Linear after the conv stack and of the block.
         dropout: dropout on the flattened conv features, in [0, 1).
+        channel_block: optional factory ``channel_block(C) -> nn.Module`` mapping
+            (B, C, H, W) to itself (e.g. :class:`midl.blocks.MIDLChannel`); an instance is
+            inserted after the ReLU (before the pool) of each stage in ``channel_stages``.
+            Default ``None``: no channel block (the plain "CNN + MLP").
+        channel_stages: indices of the stages (negative counts from the end) that get a
+            channel block; ``None`` (default) means every stage.
 
     Shapes: input (B, C, H, W), output (B, num_classes).
 
     Raises:
-        ValueError: if ``input_shape`` is not (C, H, W) or a size is not positive.
+        ValueError: if ``input_shape`` is not (C, H, W), a size is not positive, or a
+            channel stage index is out of range.
     """
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, block: BlockFactory,
                  channels: Sequence[int] = (32, 64, 128), hidden_dim: int = 256,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, channel_block: BlockFactory | None = None,
+                 channel_stages: Sequence[int] | None = None) -> None:
         super().__init__(num_classes, hidden_dim, block)
         if len(input_shape) != 3:
             raise ValueError(f"CNN needs image inputs of shape (C, H, W), got {tuple(input_shape)}")
         _check_probability("dropout", dropout)
+        n_stages = len(channels)
+        stages = range(n_stages) if channel_stages is None else channel_stages
+        for i in stages:
+            if not -n_stages <= i < n_stages:
+                raise ValueError(f"channel_stages entry {i} is out of range: the CNN has "
+                                 f"{n_stages} stages (indices in [{-n_stages}, {n_stages - 1}])")
+        gated = {i % n_stages for i in stages} if channel_block is not None else set()
         in_channels, height, width = input_shape
         layers: list[nn.Module] = []
-        for out_channels in channels:
+        for stage, out_channels in enumerate(channels):
             _check_positive(channels=out_channels)
             layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
                        nn.BatchNorm2d(out_channels), nn.ReLU()]
+            if stage in gated:
+                layers.append(channel_block(out_channels))
             if min(height, width) >= 2:
                 layers.append(nn.MaxPool2d(2))
                 height, width = height // 2, width // 2

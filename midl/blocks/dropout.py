@@ -35,6 +35,9 @@ class DropoutBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the block to ``x`` of shape (..., d)."""
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"DropoutBlock expects inputs of shape (..., {self.dim}), "
+                             f"got {tuple(x.shape)}")
         return self.net(x)
 
     def active_neuron_ratio(self) -> Tensor:

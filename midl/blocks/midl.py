@@ -15,6 +15,7 @@ dropout p = 0.1 after the sparse gate, top-k fixed or annealed) and Appendix A (
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -22,6 +23,7 @@ from torch import Tensor, nn
 
 Estimator = Literal["ste", "masked"]
 ESTIMATORS: tuple[str, ...] = ("ste", "masked")
+LinearFactory = Callable[[int, int], nn.Module]
 
 
 def resolve_top_k(top_k: float | int, dim: int, name: str = "top_k") -> int:
@@ -66,6 +68,34 @@ def top_k_mask(alpha: Tensor, k: int) -> Tensor:
     """
     indices = alpha.topk(k, dim=-1, sorted=False).indices
     return torch.zeros_like(alpha).scatter_(-1, indices, 1.0)
+
+
+def lightweight_path(dim: int, rank: int, linear: LinearFactory = nn.Linear) -> nn.Sequential:
+    """MID-L's F1 (Section 4.4): the low-rank map ``linear(dim, rank) -> linear(rank, dim)``.
+
+    ``linear`` builds one layer from (in, out) sizes; ``nn.Linear`` acts on (..., d) inputs, a
+    1x1 convolution (``functools.partial(nn.Conv2d, kernel_size=1)``) on (B, C, H, W) maps.
+    """
+    return nn.Sequential(linear(dim, rank), linear(rank, dim))
+
+
+def rich_path(dim: int, linear: LinearFactory = nn.Linear) -> nn.Sequential:
+    """MID-L's F2 (Section 4.4): ``linear(dim, dim) -> ReLU -> linear(dim, dim)``."""
+    return nn.Sequential(linear(dim, dim), nn.ReLU(), linear(dim, dim))
+
+
+def apply_mask(alpha: Tensor, mask: Tensor, estimator: Estimator = "ste") -> Tensor:
+    """Sparse gate alpha_hat = alpha * mask with the gradient rule of ``estimator``.
+
+    ``"ste"``: forward value alpha * mask, backward as if the selection were the identity (every
+    gate gets gradient); ``"masked"``: the mask is a constant (only kept gates get gradient).
+    ``mask`` is a 0/1 tensor of alpha's shape (or broadcastable to it).
+    """
+    alpha_hat = alpha * mask
+    if estimator == "ste":
+        # Forward value alpha * mask, backward gradient as if the selection were identity.
+        alpha_hat = alpha + (alpha_hat - alpha).detach()
+    return alpha_hat
 
 
 class MIDLayer(nn.Module):
@@ -151,8 +181,8 @@ class MIDLayer(nn.Module):
         self.anneal_epochs = anneal_epochs
         self.k = self.k_start if anneal_epochs > 0 else self.k_final
 
-        self.f1 = nn.Sequential(nn.Linear(dim, rank), nn.Linear(rank, dim))
-        self.f2 = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+        self.f1 = lightweight_path(dim, rank)
+        self.f2 = rich_path(dim)
         self.gate = nn.Linear(dim, dim, bias=gate_bias)
         self.gate_dropout = nn.Dropout(gate_dropout)
 
@@ -183,11 +213,7 @@ class MIDLayer(nn.Module):
         """
         alpha = torch.sigmoid(self.gate(x))
         mask = top_k_mask(alpha.detach(), self.k)
-        alpha_hat = alpha * mask
-        if self.estimator == "ste":
-            # Forward value alpha * mask, backward gradient as if the selection were identity.
-            alpha_hat = alpha + (alpha_hat - alpha).detach()
-        return alpha, mask, alpha_hat
+        return alpha, mask, apply_mask(alpha, mask, self.estimator)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply MID-L to ``x`` of shape (..., d); returns a tensor of the same shape."""
