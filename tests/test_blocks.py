@@ -121,6 +121,7 @@ def test_concrete_dropout_regulariser_equals_the_formula():
     reg = block.aux_loss()
     assert reg.item() == pytest.approx(expected, rel=1e-5)
     assert float(block.p) == pytest.approx(p, rel=1e-6)
+    assert float(block.extra_metrics()["p"]) == pytest.approx(p, rel=1e-6)
     reg.backward()
     # d/dp of the formula, times dp/dlogit = p (1 - p)
     dreg_dp = 0.01 * sq / (1 - p) ** 2 + 0.02 * d * (math.log(p) - math.log(1 - p))
@@ -255,6 +256,8 @@ def test_switch_tokens_over_capacity_pass_through_unchanged(residual):
     torch.testing.assert_close(y[:capacity], x[:capacity] + expert if residual else expert)
     util = block.expert_utilisation()
     torch.testing.assert_close(util, torch.tensor([capacity / n, 0.0, 0.0, 0.0]))
+    extra = block.extra_metrics()
+    assert float(extra["routed"]) == capacity / n and float(extra["util_min"]) == 0.0
     assert float(block.active_neuron_ratio()) == pytest.approx(capacity / n / e)
     # eval mode uses the larger eval capacity factor (2.0): 8 tokens fit
     block.eval()

@@ -6,6 +6,9 @@ also provide, for its last forward pass:
 - ``active_neuron_ratio() -> Tensor | None``: a scalar fraction in [0, 1] (the ANR);
 - ``aux_loss() -> Tensor``: a scalar added to the training loss (e.g. a load-balancing term);
 - ``set_epoch(epoch: int)``: called at the start of every training epoch (e.g. top-k annealing).
+- ``extra_metrics() -> dict[str, Tensor]``: further scalars of the last pass worth logging
+  (Concrete Dropout's learned ``p``, Switch's expert utilisation). Not logged by
+  ``midl/module.py`` yet.
 
 Blocks are pure PyTorch: no Lightning or Hydra imports.
 

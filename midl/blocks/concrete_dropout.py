@@ -121,5 +121,9 @@ class ConcreteDropoutBlock(nn.Module):
         """ANR = 1.0: every neuron is computed (the mask is a training-time regulariser)."""
         return torch.ones(())
 
+    def extra_metrics(self) -> dict[str, Tensor]:
+        """Scalars worth logging: the learned dropout rate ``p``."""
+        return {"p": self.p}
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, p={self.p.item():.4f}, temperature={self.temperature}"

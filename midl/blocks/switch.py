@@ -144,6 +144,15 @@ class SwitchBlock(nn.Module):
                                 minlength=self.num_experts)
         return counts.float() / self.last_routed.numel()
 
+    def extra_metrics(self) -> dict[str, Tensor]:
+        """Scalars worth logging for the last pass: the fraction of tokens routed (not over
+        capacity) and the largest and smallest expert utilisation; empty before a pass."""
+        util = self.expert_utilisation()
+        if util is None:
+            return {}
+        return {"routed": self.last_routed.float().mean(), "util_max": util.max(),
+                "util_min": util.min()}
+
     def active_neuron_ratio(self) -> Tensor | None:
         """ANR = (routed tokens / all tokens) / E, see the class docstring; None before a pass."""
         if self.last_routed is None:
