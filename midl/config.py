@@ -1,10 +1,13 @@
-"""Hydra/OmegaConf helpers for midl's configs (resolvers used in ``configs/hydra/``)."""
+"""Hydra/OmegaConf helpers: the resolvers used in ``configs/hydra/`` and config validation."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
+from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 
 def run_name(override_dirname: str) -> str:
@@ -26,3 +29,86 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+class ConfigError(ValueError):
+    """A config value is out of its allowed range; the message names key, value and range."""
+
+
+def _int_at_least(low: int, high: int | None = None):
+    def check(value) -> str | None:
+        ok = (not isinstance(value, bool) and isinstance(value, int) and value >= low
+              and (high is None or value <= high))
+        return None if ok else (f"an int in [{low}, {high}]" if high is not None
+                                else f"an int >= {low}")
+    return check
+
+
+def _probability(value) -> str | None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < 1
+    return None if ok else "a number in [0, 1)"
+
+
+def _positive(value) -> str | None:
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float))
+          and math.isfinite(value) and value > 0)
+    return None if ok else "a finite number > 0"
+
+
+def _one_of(*choices: str):
+    def check(value) -> str | None:
+        return None if value in choices else f"one of {list(choices)}"
+    return check
+
+
+# (key, check): a check returns None when the value is allowed, else the allowed range.
+RULES: list[tuple[str, Callable[[Any], str | None]]] = [
+    ("seed", _int_at_least(0, 2**32 - 1)),
+    ("test_ckpt", _one_of("best", "last")),
+    ("trainer.max_epochs", _int_at_least(1)),
+    ("data.batch_size", _int_at_least(1)),
+    ("data.label_noise", _probability),
+    ("model.hidden_dim", _int_at_least(1)),
+    ("model.depth", _int_at_least(1)),
+    ("model.dropout", _probability),
+    ("optimizer.lr", _positive),
+    ("block.gate_dropout", _probability),
+    ("block.p", _probability),
+    ("block.estimator", _one_of("ste", "masked")),
+    ("block.anneal_epochs", _int_at_least(0)),
+]
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check a composed train config before anything is built or trained.
+
+    Checks every key of :data:`RULES` that the config has (a key the config lacks is not
+    checked), ``data.eval_batch_size`` when set, and ``block.top_k`` / ``block.top_k_start``
+    against ``model.hidden_dim`` (a fraction in (0, 1] or an int in [1, d]).
+
+    Raises:
+        ConfigError: naming the first bad key, its value and the allowed range.
+    """
+    rules = list(RULES)
+    if OmegaConf.select(cfg, "data.eval_batch_size") is not None:
+        rules.append(("data.eval_batch_size", _int_at_least(1)))
+    for key, check in rules:
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is _MISSING:
+            continue
+        allowed = check(value)
+        if allowed is not None:
+            raise ConfigError(f"{key}={value!r} is not allowed: use {allowed}")
+    dim = OmegaConf.select(cfg, "model.hidden_dim")
+    for key in ("block.top_k", "block.top_k_start"):
+        value = OmegaConf.select(cfg, key)
+        if value is not None and isinstance(dim, int):
+            from midl.blocks.midl import resolve_top_k
+
+            try:
+                resolve_top_k(value, dim, key)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(str(err)) from None
+
+
+_MISSING = object()

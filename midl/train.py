@@ -21,6 +21,7 @@ import json
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,8 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from midl.config import register_resolvers
-from midl.io import atomic_write_json
+from midl.config import register_resolvers, validate
+from midl.io import atomic_write_json, atomic_write_text
 from midl.module import ClassificationModule
 from midl.provenance import git_commit, hardware, versions
 
@@ -72,6 +73,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                  result_path)
         return json.loads(result_path.read_text())
 
+    validate(cfg)
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
@@ -119,10 +121,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
+def record_failure(output_dir: Path, error: BaseException) -> Path:
+    """Write ``error.txt`` (the traceback) into a failed run's folder, atomically."""
+    text = "".join(traceback.format_exception(error))
+    return atomic_write_text(output_dir / "error.txt", text)
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the test accuracy (for Hydra sweepers)."""
-    record = train(cfg)
+    """Hydra entry point; returns the test accuracy (for Hydra sweepers).
+
+    A run that fails leaves ``error.txt`` with its traceback in its folder and re-raises; in a
+    sweep, Hydra's launcher still runs the other jobs and exits non-zero at the end. A later
+    successful rerun removes the stale ``error.txt``.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    try:
+        record = train(cfg)
+    except Exception as error:
+        log.error("run failed; traceback in %s", record_failure(output_dir, error))
+        raise
+    (output_dir / "error.txt").unlink(missing_ok=True)
     print(json.dumps({"output_dir": cfg.paths.output_dir, **record["test"]}, indent=2))
     return record["test"].get("test/acc")
 

@@ -1,0 +1,148 @@
+"""Reliability: kill-and-resume, failed sweep jobs, atomic writes, config validation,
+non-finite losses and determinism."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import compose_train
+from midl.callbacks import FiniteLossGuard, NonFiniteLossError
+from midl.config import ConfigError, validate
+from midl.data.formats import read_idx
+from midl.io import atomic_write_json
+from midl.train import train
+
+QUIET = ["callbacks.progress_bar.refresh_rate=0", "logger=none"]
+
+
+def _run(args: list[str], out, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "MIDL_OUTPUT_DIR": str(out)}
+    return subprocess.Popen([sys.executable, "-m", "midl.train", *args], env=env, cwd=out,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+
+
+def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(tmp_path):
+    args = [*QUIET, "trainer.max_epochs=12", "seed=5"]
+    whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
+    whole_dir.mkdir(), killed_dir.mkdir()
+    uninterrupted = _run(args, whole_dir)
+
+    # the run folder is named from the overrides, so the rerun finds it again
+    run_dir = killed_dir / "train" / "runs" / "logger=none,seed=5,trainer.max_epochs=12"
+    victim = _run(args, killed_dir)
+    deadline = time.monotonic() + 240
+    while not (run_dir / "checkpoints" / "last.ckpt").exists():
+        assert victim.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline, f"no checkpoint in {run_dir} after 240 s"
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (run_dir / "metrics.json").exists(), "killed too late to test resuming"
+
+    rerun = _run(args, killed_dir)
+    assert rerun.wait(timeout=300) == 0, rerun.stderr.read()[-3000:]
+    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()[-3000:]
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    whole = json.loads(next((whole_dir / "train" / "runs").glob("*/metrics.json")).read_text())
+    assert resumed["resumed_from"] is not None and whole["resumed_from"] is None
+    assert resumed["test"] == whole["test"]
+
+
+def test_failing_sweep_job_is_recorded_and_others_complete(tmp_path):
+    # block.top_k=5000 exceeds d=256: that job fails validation, the other one completes
+    proc = _run(["-m", "debug=fdr", "block.top_k=0.5,5000"], tmp_path)
+    assert proc.wait(timeout=300) != 0
+    sweep = tmp_path / "train" / "multirun"
+    ok, failed = sweep / "block.top_k=0.5,debug=fdr", sweep / "block.top_k=5000,debug=fdr"
+    assert (ok / "metrics.json").exists() and not (ok / "error.txt").exists()
+    assert not (failed / "metrics.json").exists()
+    assert "block.top_k=5000 is out of range" in (failed / "error.txt").read_text()
+
+
+def test_interrupted_atomic_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    atomic_write_json(path, {"acc": 0.9})
+
+    def crash(fd):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_json(path, {"acc": 0.1})
+    assert json.loads(path.read_text()) == {"acc": 0.9}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp file left
+
+
+@pytest.mark.parametrize("override, message", [
+    ("block.top_k=1.5", r"block.top_k=1.5 is out of range"),
+    ("block.top_k=0", r"block.top_k=0 is out of range"),
+    ("trainer.max_epochs=-1", r"trainer.max_epochs=-1 is not allowed: use an int >= 1"),
+    ("data.batch_size=0", r"data.batch_size=0 is not allowed"),
+    ("block.estimator=soft", r"block.estimator='soft' is not allowed: use one of"),
+    ("optimizer.lr=-0.1", r"optimizer.lr=-0.1 is not allowed: use a finite number > 0"),
+    ("block.gate_dropout=1", r"block.gate_dropout=1 is not allowed: use a number in \[0, 1\)"),
+    ("seed=-3", r"seed=-3 is not allowed"),
+])
+def test_bad_values_name_key_value_and_range(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        train(compose_train([override, "debug=fdr"], tmp_path))
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(["block.top_k", "data.batch_size", "trainer.max_epochs",
+                            "block.gate_dropout", "optimizer.lr", "model.hidden_dim"]),
+       value=st.one_of(st.integers(-5, 300), st.floats(-2, 3, allow_nan=False)))
+def test_numeric_overrides_run_or_fail_validation(tmp_path_factory, key, value):
+    out = tmp_path_factory.mktemp("prop")
+    cfg = compose_train([f"{key}={value!r}", "debug=fdr", "model.hidden_dim=16"]
+                        if key != "model.hidden_dim" else [f"{key}={value!r}", "debug=fdr"], out)
+    try:
+        validate(cfg)
+    except ConfigError:
+        return
+    record = train(cfg)
+    assert 0.0 <= record["test"]["test/acc"] <= 1.0
+
+
+def test_non_finite_loss_stops_the_run(tmp_path):
+    with pytest.raises(NonFiniteLossError, match="training loss is nan"):
+        train(compose_train([*QUIET, "optimizer.lr=1e12", "callbacks.finite_loss.every_n_steps=1"],
+                            tmp_path))
+    guard = FiniteLossGuard(every_n_steps=10)
+    trainer = SimpleNamespace(is_last_batch=True, current_epoch=2, global_step=7)
+    guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(0.5)}, None, 3)
+    with pytest.raises(NonFiniteLossError, match="inf at epoch 2, step 7"):
+        guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(float("inf"))}, None, 3)
+
+
+def test_bit_flipped_data_file_names_the_file(tmp_path):
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3, 4])))
+    data = bytearray(path.read_bytes())
+    data[-6] ^= 0xFF  # corrupt the gzip CRC
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte.gz.*corrupt"):
+        read_idx(path)
+
+
+def test_same_seed_same_metrics_different_seed_different(tmp_path):
+    args = [*QUIET, "trainer.max_epochs=2"]
+    first = train(compose_train([*args, "seed=1"], tmp_path / "a"))["test"]
+    second = train(compose_train([*args, "seed=1"], tmp_path / "b"))["test"]
+    other = train(compose_train([*args, "seed=2"], tmp_path / "c"))["test"]
+    assert first == second
+    assert first != other
