@@ -5,6 +5,10 @@ Usage::
     python -m midl.evaluate ckpt_path=<run_dir>/checkpoints/last.ckpt \\
         analysis=[flops,latency,memory,smi,calibration,tsne]
 
+    # a CIFAR-10 run evaluated on CIFAR-10-C (severity 3), stored as analysis.cifar10c_s3
+    python -m midl.evaluate ckpt_path=... eval_data=cifar10c +data.severity=3 \\
+        eval_name=cifar10c_s3 analysis=[calibration]
+
 The run's model and data are rebuilt from its resolved config (``<run_dir>/metrics.json``'s
 ``config``, else ``<run_dir>/.hydra/config.yaml``) with :func:`midl.train.build`, and the
 checkpoint's ``state_dict`` is loaded (``torch.load(..., weights_only=True)``). The test set is
@@ -67,6 +71,7 @@ from midl.train import build
 log = logging.getLogger(__name__)
 register_resolvers()
 
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 ANALYSES = ("flops", "latency", "memory", "smi", "calibration", "tsne")
 
 
@@ -98,7 +103,7 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 
 def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any = None,
-                    data_dir: str | None = None
+                    data_dir: str | None = None, data_config: str | None = None
                     ) -> tuple[pl.LightningDataModule, ClassificationModule]:
     """Rebuild a run's data module and model from ``cfg`` and load ``ckpt_path``'s weights.
 
@@ -107,9 +112,12 @@ def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any 
         ckpt_path: a Lightning checkpoint of that run.
         data_overrides: a mapping merged into ``cfg.data`` (e.g. another test set).
         data_dir: replaces ``cfg.data.data_dir`` and ``cfg.paths.data_dir`` if given.
+        data_config: name of a ``configs/data/`` entry (e.g. ``cifar10c``) that replaces the
+            run's data config before ``data_overrides`` are merged; its ``${paths.*}`` refer
+            to the run's paths.
 
     Raises:
-        FileNotFoundError: if the checkpoint does not exist.
+        FileNotFoundError: if the checkpoint or the data config does not exist.
         RuntimeError: if its weights do not fit the rebuilt model.
     """
     ckpt_path = Path(ckpt_path)
@@ -117,6 +125,11 @@ def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any 
         raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     with open_dict(cfg):
+        if data_config:
+            path = CONFIG_DIR / "data" / f"{data_config}.yaml"
+            if not path.is_file():
+                raise FileNotFoundError(f"no data config {path}")
+            cfg.data = OmegaConf.load(path)
         if data_dir:
             cfg.paths.data_dir = str(data_dir)
             cfg.data.data_dir = str(data_dir)
@@ -343,7 +356,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_dir = run_dir_of(ckpt_path)
     run_cfg = load_run_config(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
-    datamodule, module = load_checkpoint(run_cfg, ckpt_path, cfg.get("data"), cfg.get("data_dir"))
+    datamodule, module = load_checkpoint(run_cfg, ckpt_path, cfg.get("data"), cfg.get("data_dir"),
+                                         cfg.get("eval_data"))
     module.anr_tau = cfg.anr_tau
     device = _device(cfg.device)
 

@@ -98,3 +98,17 @@ def test_unknown_analysis_is_refused(trained_run):
                             "analysis=[flops,speed]"])
     with pytest.raises(ValueError, match="speed"):
         evaluate(cfg)
+
+
+def test_other_data_config_is_stored_under_its_own_name(trained_run):
+    _, run_dir = trained_run
+    cfg = compose_evaluate([f'ckpt_path="{run_dir / "checkpoints" / "last.ckpt"}"',
+                            "analysis=[calibration]", "eval_data=digits", "eval_name=digits_b32",
+                            "+data.batch_size=32"])
+    result = evaluate(cfg)
+    written = json.loads((run_dir / "metrics.json").read_text())["analysis"]["digits_b32"]
+    assert written["calibration"]["ece"] == pytest.approx(result["calibration"]["ece"])
+    assert written["config"]["data"] == {"batch_size": 32}
+    with pytest.raises(FileNotFoundError, match="no_such_data"):
+        evaluate(compose_evaluate([f'ckpt_path="{run_dir / "checkpoints" / "last.ckpt"}"',
+                                   "analysis=[]", "eval_data=no_such_data"]))
