@@ -175,3 +175,68 @@ def test_real_mnist_and_cifar10_counts():
         dm.setup()
     assert (len(dm.train_set) + len(dm.val_set), len(dm.test_set)) == (50000, 10000)
     assert torch.bincount(dm.test_set.y).tolist() == [1000] * 10
+
+
+def write_cifar100_pickle(path, images: np.ndarray, fine_labels) -> None:
+    """Write a CIFAR-100 python-version pickle (``fine_labels`` and ``coarse_labels``)."""
+    entry = {b"filenames": [f"img_{i}.png".encode() for i in range(len(fine_labels))],
+             b"batch_label": b"training batch 1 of 1", b"fine_labels": list(fine_labels),
+             b"coarse_labels": [int(v) // 5 for v in fine_labels],
+             b"data": images.reshape(len(images), -1).astype(np.uint8)}
+    path.write_bytes(pickle.dumps(entry, protocol=2))
+
+
+def write_svhn_mat(path, images_nchw: np.ndarray, digits) -> None:
+    """Write an SVHN cropped-digits .mat file: X (32, 32, 3, N) uint8, y (N, 1) with 10 = 0."""
+    from scipy.io import savemat
+
+    y = np.asarray(digits).reshape(-1, 1).astype(np.uint8)
+    y[y == 0] = 10
+    savemat(str(path), {"X": images_nchw.transpose(2, 3, 1, 0).astype(np.uint8), "y": y})
+
+
+ADULT_ROWS = [
+    "39, State-gov, 77516, Bachelors, 13, Never-married, Adm-clerical, Not-in-family, White, "
+    "Male, 2174, 0, 40, United-States, {label}",
+    "50, Self-emp-not-inc, 83311, Bachelors, 13, Married-civ-spouse, Exec-managerial, Husband, "
+    "White, Male, 0, 0, 13, United-States, {label}",
+    "38, ?, 215646, HS-grad, 9, Divorced, ?, Not-in-family, Black, Female, 0, 0, 40, ?, {label}",
+    "52, Private, 209642, Masters, 14, Married-civ-spouse, Prof-specialty, Wife, White, Female, "
+    "15024, 0, 45, Cuba, {label}",
+]
+
+
+def write_adult(folder, n_train: int = 40, n_test: int = 20) -> None:
+    """Write adult.data / adult.test in the published format (", " separated, "?" missing,
+    test file with the "|1x3 Cross validator" line and labels ending in ".")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = ["<=50K", ">50K"]
+    train = [ADULT_ROWS[i % 4].format(label=labels[(i // 2) % 2]) for i in range(n_train)]
+    test = [ADULT_ROWS[i % 4].format(label=labels[(i // 2) % 2] + ".") for i in range(n_test)]
+    (folder / "adult.data").write_text("\n".join(train) + "\n\n")
+    (folder / "adult.test").write_text("|1x3 Cross validator\n" + "\n".join(test) + "\n\n")
+
+
+def write_imdb_parquet(folder, n_train: int = 40, n_test: int = 20) -> None:
+    """Write train.parquet / test.parquet with columns text (string) and label (int64)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = {0: "awful boring bad waste", 1: "great wonderful superb fun"}
+    for name, n in (("train", n_train), ("test", n_test)):
+        labels = [i % 2 for i in range(n)]
+        texts = [f"Film {i}.<br /><br />It was {words[y]} and {'rare' if i == 0 else 'plot'}!"
+                 for i, y in enumerate(labels)]
+        pq.write_table(pa.table({"text": texts, "label": pa.array(labels, pa.int64())}),
+                       folder / f"{name}.parquet")
+
+
+def write_cifar10c(folder, clean_hwc: np.ndarray, labels, names) -> None:
+    """Write released-layout CIFAR-10-C files: <name>.npy (5 n, 32, 32, 3) uint8 (severity s
+    block = clean + s) and labels.npy (5 n,) uint8."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        blocks = [np.clip(clean_hwc.astype(int) + s, 0, 255) for s in range(1, 6)]
+        np.save(folder / f"{name}.npy", np.concatenate(blocks).astype(np.uint8))
+    np.save(folder / "labels.npy", np.tile(np.asarray(labels), 5).astype(np.uint8))

@@ -1,14 +1,17 @@
-"""Data modules (``configs/data/``): whole datasets in memory, batches transformed on device."""
+"""Data modules (``configs/data/``): whole datasets in memory, batches transformed on device.
+
+CIFAR-10-C lives in :mod:`midl.data.cifar10c` (not imported here, so that
+``python -m midl.data.cifar10c`` runs cleanly).
+"""
 
 from midl.data.adult import AdultDataModule
 from midl.data.base import InMemoryDataModule, Splits, default_data_dir
 from midl.data.cifar import CIFAR10DataModule, CIFAR100DataModule
-from midl.data.cifar10c import CIFAR10CDataModule
 from midl.data.digits import DigitsDataModule
 from midl.data.imdb import IMDBDataModule
 from midl.data.mnist import MNISTDataModule
 from midl.data.svhn import SVHNDataModule
 
-__all__ = ["AdultDataModule", "CIFAR100DataModule", "CIFAR10CDataModule", "CIFAR10DataModule",
+__all__ = ["AdultDataModule", "CIFAR100DataModule", "CIFAR10DataModule",
            "DigitsDataModule", "IMDBDataModule", "InMemoryDataModule", "MNISTDataModule",
            "SVHNDataModule", "Splits", "default_data_dir"]

@@ -48,7 +48,7 @@ N_TEST = 10000
 GENERATOR_VERSION = 1  # bump when midl.data.corruptions changes its output
 
 
-def read_released(folder: Path, name: str, severity: int, n: int = N_TEST
+def read_released(folder: Path, name: str, severity: int, n: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """One severity block of a released CIFAR-10-C file.
 
@@ -56,7 +56,7 @@ def read_released(folder: Path, name: str, severity: int, n: int = N_TEST
         folder: the ``CIFAR-10-C`` folder.
         name: corruption name (file ``<name>.npy``).
         severity: 1..5; block ``[(severity - 1) * n, severity * n)``.
-        n: images per severity (10,000).
+        n: images per severity (10,000 in the release); ``None``: a fifth of ``labels.npy``.
 
     Returns:
         uint8 (n, 32, 32, 3) images and int64 (n,) labels.
@@ -74,6 +74,7 @@ def read_released(folder: Path, name: str, severity: int, n: int = N_TEST
                              "or corrupt") from err
         out.append(arr)
     images, labels = out
+    n = len(labels) // 5 if n is None else n
     if images.dtype != np.uint8 or images.shape != (5 * n, 32, 32, 3):
         raise ValueError(f"{folder / (name + '.npy')}: expected uint8 ({5 * n}, 32, 32, 3), got "
                          f"{images.dtype} {images.shape}")
