@@ -86,12 +86,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if resume_from:
         log.info("resuming from %s", resume_from)
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         checkpoint = trainer.checkpoint_callback
         ckpt_path = None
         if cfg.test_ckpt == "best" and checkpoint is not None and checkpoint.best_model_path:
             ckpt_path = checkpoint.best_model_path
-        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     finally:
         if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
             import wandb
