@@ -416,6 +416,19 @@ def test_gumbel_hard_masks_have_k_ones_and_gradients_reach_gate_logits():
     torch.testing.assert_close(y_eval, a_hat * block.f1(x) + (1 - a_hat) * block.f2(x))
 
 
+def test_gumbel_top_1_samples_neurons_with_softmax_probabilities():
+    # Gumbel-max: with k = 1 the kept neuron is a sample from softmax(gate logits)
+    torch.manual_seed(0)
+    block = GumbelMIDLayer(4, top_k=1, gate_dropout=0.0).train()
+    logits = torch.tensor([1.0, 0.0, -1.0, 0.5])
+    with torch.no_grad():
+        block.gate.weight.zero_()
+        block.gate.bias.copy_(logits)
+    block(torch.randn(40_000, 4))
+    freq = block.last_mask.float().mean(0)
+    torch.testing.assert_close(freq, torch.softmax(logits, -1), atol=0.01, rtol=0)
+
+
 def test_gumbel_forward_value_uses_the_hard_mask():
     torch.manual_seed(1)
     block = GumbelMIDLayer(12, top_k=3, gate_dropout=0.0).train()
