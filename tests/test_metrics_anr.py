@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from midl.blocks import DropoutBlock, MIDLayer
+from midl.blocks import DropoutBlock, MIDLayer, RandomTopK
 from midl.metrics.anr import GateStatistics, activation_frequency, block_anr
 
 
@@ -67,3 +67,14 @@ def test_trained_style_midl_threshold_anr_is_at_most_nonzero_anr():
     layer(torch.randn(64, 32))
     assert block_anr(layer).item() == pytest.approx(0.5)
     assert 0.0 <= block_anr(layer, tau=0.5).item() <= 0.5
+
+
+def test_mask_only_block_counts_rows_and_falls_back_for_threshold():
+    block = RandomTopK(8, top_k=2).eval()
+    block(torch.randn(5, 8))
+    stats = GateStatistics()
+    stats.update(block)
+    result = stats.compute()
+    assert result["rows"] == 5 and sum(result["frequency"]) == pytest.approx(2.0)
+    assert result["anr"] == result["anr_tau"] == pytest.approx(0.25)  # nothing to threshold
+    assert block_anr(block, tau=0.5).item() == pytest.approx(0.25)

@@ -9,8 +9,19 @@ import torch
 from torch import nn
 
 from midl.backbones import LSTM, MLP
-from midl.blocks import DropoutBlock, MIDLayer
+from midl.blocks import DropoutBlock, MIDLayer, MIDLChannel
 from midl.metrics.flops import conditional_block_flops, conditional_flops, count_flops
+
+
+class Host(nn.Module):
+    """A container whose only child is named ``block``."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -61,7 +72,17 @@ def test_midl_block_dense_and_conditional_counts():
     cond = conditional_flops(net, report, {"block": k / d})
     assert cond["blocks"]["block"] == block - 2 * r * (d - k)
     assert cond["total"] == report.total - 2 * r * (d - k)
-    assert conditional_block_flops(net.block, block, 1.0) == block
+    assert conditional_block_flops(net.block, block, 1.0, 2 * r * d) == block
+    assert conditional_block_flops(net.block, block, 0.25, 2 * r * d) == block - 1.5 * r * d
+
+
+def test_channel_midl_skips_f1_output_channels_at_every_position():
+    # MID-L per channel on a (B, C, H, W) map: F1's last 1x1 conv r -> C runs at H * W places
+    channels, rank, hw = 8, 4, 5 * 5
+    host = Host(MIDLChannel(channels, top_k=2, rank=rank)).eval()
+    report = count_flops(host, torch.randn(1, channels, 5, 5))
+    cond = conditional_flops(host, report, {"block": 2 / channels})
+    assert cond["blocks"]["block"] == report.blocks["block"] - 2 * rank * (channels - 2) * hw
 
 
 def test_dense_block_conditional_equals_dense_and_bad_fraction_raises():

@@ -100,7 +100,7 @@ class GateStatistics:
         above = selected if alpha is None else ((alpha * mask) > self.tau).sum(0).double().cpu()
         self.selected = selected if self.selected is None else self.selected + selected
         self.above_tau = above if self.above_tau is None else self.above_tau + above
-        self.rows += alpha.shape[0]
+        self.rows += mask.shape[0]
 
     @property
     def has_gate(self) -> bool:

@@ -11,14 +11,17 @@ Shape-based counters cannot see masking: a masked neuron costs as much as a kept
 *conditional FLOPs* are what a sparse implementation that skips masked work would need,
 derived analytically per block from the gate statistics:
 
-- MID-L (:class:`midl.blocks.MIDLayer`, y = alpha_hat * F1(x) + (1 - alpha_hat) * F2(x)):
-  where alpha_hat = 0 the output is F2(x), so F1's second Linear(r, d) need only produce the k
-  selected rows. The gate Linear(d, d), F1's first Linear(d, r) and the whole of F2 are still
-  needed for every neuron (alpha_hat < 1 always, so F2 never drops out). Skipped per sample:
-  2 * r * (d - k_mean) * P, with k_mean the mean number of nonzero alpha_hat per row over the
-  evaluated inputs and P the rows (positions) per sample.
+- Top-k interpolation blocks (a block with a ``last_mask`` and an ``f1`` ``nn.Sequential``:
+  MID-L :class:`midl.blocks.MIDLayer`, its Gumbel variant, the channel-wise MID-L and the random
+  top-k ablation), y = alpha_hat * F1(x) + (1 - alpha_hat) * F2(x): where alpha_hat = 0 the
+  output is F2(x), so F1's last layer (Linear(r, d), or a 1x1 convolution for channels) need
+  only produce the selected rows/channels. The gate, F1's first layer and the whole of F2 are
+  still needed for every neuron (a sigmoid gate is < 1, so F2 never drops out). Skipped per
+  sample: FLOPs(F1's last layer) * (1 - ANR), with ANR the nonzero-gate fraction over the
+  evaluated inputs; for MID-L on (B, d) inputs that is 2 * r * (d - k).
 - A block with a ``conditional_flops(dense_flops, active_fraction)`` method: its own rule.
-- Any other block (dense baselines): conditional = dense.
+- Any other block (dense baselines, Switch, whose counted FLOPs already cover only the routed
+  expert): conditional = dense.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from midl.backbones import blocks_of
-from midl.blocks import MIDLayer
 
 FLOP_CONVENTION = ("FLOPs per sample, 2 per multiply-accumulate (torch.utils.flop_counter."
                    "FlopCounterMode: matmul/conv/attention; bias, activations and element-wise "
@@ -117,18 +119,33 @@ def count_flops(model: nn.Module, inputs: Tensor) -> FlopReport:
                       rows_per_sample=rows)
 
 
+def skippable_module(block: nn.Module) -> nn.Module | None:
+    """The layer a sparse implementation of ``block`` could run for selected rows only.
+
+    Returns F1's last layer for top-k interpolation blocks (a ``last_mask`` attribute and an
+    ``f1`` ``nn.Sequential``, see the module docstring), else ``None``.
+    """
+    f1 = getattr(block, "f1", None)
+    if hasattr(block, "last_mask") and isinstance(f1, nn.Sequential) and len(f1) > 0:
+        return f1[-1]
+    return None
+
+
 def conditional_block_flops(block: nn.Module, dense_flops: float, active_fraction: float,
-                            rows_per_sample: float = 1.0) -> float:
+                            skippable_flops: float = 0.0) -> float:
     """FLOPs per sample a sparse implementation of ``block`` would need (see module docstring).
 
     Args:
         block: the block.
         dense_flops: its shape-based FLOPs per sample (from :func:`count_flops`).
         active_fraction: its nonzero-gate ANR over the evaluated inputs, in [0, 1].
-        rows_per_sample: gate rows (positions) per sample, P (1 for (B, d) inputs).
+        skippable_flops: FLOPs per sample of :func:`skippable_module` (F1's last layer) in the
+            dense count; ignored for blocks without one.
 
     Returns:
-        Conditional FLOPs per sample (<= ``dense_flops`` for MID-L).
+        Conditional FLOPs per sample: ``dense_flops - skippable_flops * (1 - active_fraction)``
+        for top-k interpolation blocks, the block's own rule if it has a
+        ``conditional_flops`` method, else ``dense_flops``.
 
     Raises:
         ValueError: if ``active_fraction`` is outside [0, 1].
@@ -138,9 +155,8 @@ def conditional_block_flops(block: nn.Module, dense_flops: float, active_fractio
     rule = getattr(block, "conditional_flops", None)
     if callable(rule):
         return float(rule(dense_flops, active_fraction))
-    if isinstance(block, MIDLayer):
-        skipped = 2.0 * block.rank * block.dim * (1.0 - active_fraction) * rows_per_sample
-        return dense_flops - skipped
+    if skippable_module(block) is not None:
+        return dense_flops - skippable_flops * (1.0 - active_fraction)
     return dense_flops
 
 
@@ -165,12 +181,15 @@ def conditional_flops(model: nn.Module, report: FlopReport,
         name = names[id(block)]
         dense = report.blocks.get(name, 0.0)
         fraction = active_fractions.get(name)
+        skippable = skippable_module(block)
+        skippable_flops = 0.0 if skippable is None else report.modules.get(names[id(skippable)],
+                                                                            0.0)
         cond = dense if fraction is None else conditional_block_flops(
-            block, dense, fraction, report.rows_per_sample.get(name, 1.0))
+            block, dense, fraction, skippable_flops)
         blocks[name] = cond
         saved += dense - cond
     return {"total": report.total - saved, "blocks": blocks}
 
 
 __all__ = ["FLOP_CONVENTION", "FlopReport", "conditional_block_flops", "conditional_flops",
-           "count_flops"]
+           "count_flops", "skippable_module"]
