@@ -1,0 +1,350 @@
+"""Write a paper table from sweep outputs, side by side with the paper's numbers.
+
+Usage::
+
+    python -m midl.report TABLE SWEEP_DIR... [--scale S] [--out results] [--force]
+    python -m midl.report table4 outputs/grid_cifar10_cnn/multirun --scale cpu
+    python -m midl.report table8 outputs/grid_*/multirun --scale cpu --force
+    python -m midl.report figures outputs/grid_*/multirun --scale smoke
+
+TABLE is one of table2 ... table12, baselines (every Section 5.3 baseline on MNIST and
+CIFAR-10, not in the paper) or figures. The runs are found below the SWEEP_DIRs (folders with
+``.hydra/overrides.yaml``); only complete runs (``metrics.json`` with test metrics) of the
+scale's seeds are counted, and failed (``error.txt``), interrupted and missing runs are listed
+under the table. The paper's numbers come from ``results/paper_reference.yaml``.
+
+Writes ``<out>/<scale>/<TABLE>.md``, ``.csv`` and ``.tex`` atomically (figures: the PNGs and
+``figures.md``). An existing file is never replaced silently: the command refuses (exit 2)
+unless ``--force`` is given; the Makefile's table targets pass ``--force`` because
+regenerating is their purpose (the results are tracked in git, so a change shows in the diff).
+
+Units: accuracy, F1, ANR, ECE, activation frequency in percent (the paper's); FLOPs in
+millions per sample; latency in ms; memory in MB; SMI in nats. Columns that cannot be measured
+here (GPU latency on a CPU machine) read ``n/a (no GPU)``; nothing is ever filled in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from midl.io import atomic_write_text
+from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown
+from midl.reporting.runs import Run, collect_runs
+from midl.reporting.tables import FIGURES, TABLES, table_names
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER_REFERENCE = ROOT / "results" / "paper_reference.yaml"
+SCALE_DIR = ROOT / "configs" / "scale"
+
+
+class ReportError(RuntimeError):
+    """The report cannot be written (no runs, ambiguous scale, file exists without --force)."""
+
+
+def load_paper(path: str | Path = PAPER_REFERENCE) -> dict[str, Any]:
+    """The paper's tables (``results/paper_reference.yaml``) as a dict."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def scale_settings(scale: str) -> dict[str, Any]:
+    """The ``scale`` node of ``configs/scale/<scale>.yaml``.
+
+    Raises:
+        ReportError: if there is no such scale.
+    """
+    path = SCALE_DIR / f"{scale}.yaml"
+    if not path.exists():
+        choices = sorted(p.stem for p in SCALE_DIR.glob("*.yaml"))
+        raise ReportError(f"unknown scale {scale!r}: choose from {choices}")
+    return yaml.safe_load(path.read_text())["scale"]
+
+
+def parse_seeds(value: Any) -> list[int]:
+    """Seeds from a scale's ``seeds`` entry (``"0,1,2"``, ``0`` or a list)."""
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        return [int(s) for s in value.split(",") if s.strip()]
+    return [int(s) for s in value]
+
+
+def analysis_seeds(settings: dict[str, Any]) -> dict[str, list[int]]:
+    """Seeds that get each analysis at a scale (``efficiency_seeds``, ``smi_seeds``)."""
+    out = {}
+    for name in ("efficiency", "smi"):
+        if settings.get(f"{name}_seeds") is not None:
+            out[name] = parse_seeds(settings[f"{name}_seeds"])
+    return out
+
+
+def infer_scale(runs: list[Run]) -> str:
+    """The one scale of ``runs``.
+
+    Raises:
+        ReportError: no runs, or runs of several scales (pass --scale).
+    """
+    scales = sorted({str(r.key.scale) for r in runs})
+    if len(scales) != 1:
+        raise ReportError(f"runs of scales {scales} found: pass --scale" if scales
+                          else "no runs found below the given folders")
+    return scales[0]
+
+
+def git_state() -> str:
+    """``<commit>`` of the working tree, with ``+dirty`` if it has uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _distinct(runs: list[Run], get) -> list[str]:
+    seen: dict[str, None] = {}
+    for run in runs:
+        try:
+            seen[str(get(run))] = None
+        except (KeyError, TypeError):
+            pass
+    return list(seen)
+
+
+def _commit_text(commit: Any) -> str:
+    if isinstance(commit, dict):
+        return str(commit.get("hash", "?"))[:12] + ("+dirty" if commit.get("dirty") else "")
+    return str(commit)
+
+
+def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
+                 command: str | None) -> list[str]:
+    """Header: scale and its settings, commits, hardware, total wall time, commands."""
+    wall = sum(float(r.record.get("wall_time_s", 0.0)) for r in counted)
+    hardware = _distinct(counted, lambda r: ", ".join(
+        f"{k}={v}" for k, v in r.record["hardware"].items()))
+    commits = _distinct(counted, lambda r: _commit_text(r.record["commit"]))
+    sweeps = _distinct(counted, lambda r: r.record["command"].split("midl/train.py", 1)[-1]
+                       .strip())
+    data_notes = _data_notes(counted)
+    lines = [
+        f"- Scale: `{scale}`: seeds {settings.get('seeds')}; epochs {settings.get('epochs')}; "
+        f"training subsets {settings.get('train_size')} (null = whole split); "
+        f"validation {settings.get('val_size')}; IMDB tokens {settings.get('imdb_max_length')}; "
+        f"CIFAR-10-C corruptions {settings.get('cifar10c_corruptions') or 'all 15'} "
+        f"(configs/scale/{scale}.yaml)",
+        f"- Report commit: `{git_state()}`; run commits: "
+        f"{', '.join(f'`{c}`' for c in commits) or 'none'}",
+        f"- Hardware: {'; '.join(hardware) or 'unknown'}",
+        f"- Total training wall time of the counted runs: {wall:.0f} s ({wall / 3600:.2f} h; "
+        "analyses not included)",
+        f"- Command: `{command or 'python -m midl.report ' + ' '.join(sys.argv[1:])}`",
+        f"- Sweeps: {', '.join(f'`python -m midl.train {s}`' for s in sweeps) or 'none'}",
+    ]
+    lines += [f"- Data: {n}" for n in data_notes]
+    return lines
+
+
+def _data_notes(runs: list[Run]) -> list[str]:
+    notes = []
+    for run in runs:
+        data = run.record.get("config", {}).get("data", {})
+        if "SVHN" in str(data.get("_target_", "")):
+            fixture = Path(str(data.get("data_dir", ""))) / "svhn" / "FIXTURE.json"
+            if fixture.exists():
+                notes.append("SVHN rows use a generated fixture in the SVHN .mat layout "
+                             f"(MNIST digits coloured and padded to 32x32; {fixture}), NOT "
+                             "SVHN: their numbers say nothing about SVHN.")
+                break
+    sizes = {}
+    for run in runs:
+        data = run.record.get("data") or {}
+        if data.get("name"):
+            sizes[data["name"]] = data.get("sizes")
+    if sizes:
+        notes.append("split sizes per dataset (train/val/test): " + "; ".join(
+            f"{name} {s.get('train')}/{s.get('val')}/{s.get('test')}"
+            for name, s in sorted(sizes.items()) if isinstance(s, dict)))
+    return notes
+
+
+def _write(files: dict[Path, str], force: bool) -> list[Path]:
+    existing = [p for p in files if p.exists()]
+    if existing and not force:
+        raise ReportError(f"{', '.join(map(str, existing))} exist(s): pass --force to replace")
+    return [atomic_write_text(path, text) for path, text in files.items()]
+
+
+def report_table(name: str, runs: list[Run], scale: str, out: Path, force: bool,
+                 command: str | None = None, paper: dict[str, Any] | None = None
+                 ) -> list[Path]:
+    """Write ``<out>/<scale>/<name>.{md,csv,tex}`` for a table of :data:`TABLES`.
+
+    Raises:
+        ReportError: if a file exists and not ``force``.
+    """
+    spec = TABLES[name]
+    settings = scale_settings(scale)
+    result = build_table(spec, runs, parse_seeds(settings["seeds"]), scale,
+                         paper if paper is not None else load_paper(), analysis_seeds(settings))
+    header = header_lines(scale, settings, result.counted, command)
+    folder = out / scale
+    return _write({folder / f"{name}.md": markdown(result, header),
+                   folder / f"{name}.csv": csv_text(result, header),
+                   folder / f"{name}.tex": latex(result, header)}, force)
+
+
+TABLE12_KEYS = (  # (paper key, label, how to read ours from a run's resolved config)
+    ("optimizer", "Optimizer", lambda c: c["optimizer"]["_target_"].rsplit(".", 1)[-1]),
+    ("learning_rate", "Learning rate", lambda c: c["optimizer"]["lr"]),
+    ("batch_size", "Batch size", lambda c: c["data"]["batch_size"]),
+    ("top_k_sparsity", "Top-k sparsity (MID-L)", lambda c: c["block"]["top_k"]),
+    ("dropout_after_alpha", "Dropout after alpha (MID-L)", lambda c: c["block"]["gate_dropout"]),
+)
+
+
+def report_table12(runs: list[Run], scale: str, out: Path, force: bool,
+                   command: str | None = None, paper: dict[str, Any] | None = None
+                   ) -> list[Path]:
+    """Table 12 (hyperparameters) from the resolved configs of the complete MID-L runs.
+
+    Raises:
+        ReportError: no complete MID-L run of the scale, or a file exists and not ``force``.
+    """
+    paper = (paper if paper is not None else load_paper())["table12_hyperparameters"]
+    settings = scale_settings(scale)
+    midl_runs = [r for r in runs if r.complete and r.key.scale == scale and r.key.block == "midl"]
+    if not midl_runs:
+        raise ReportError(f"no complete MID-L run of scale {scale} below the given folders")
+    rows = []
+    for key, label, get in TABLE12_KEYS:
+        ours = _distinct(midl_runs, lambda r, get=get: get(r.record["config"]))
+        same = "yes" if ours == [str(paper[key])] else "no"
+        rows.append((label, ", ".join(ours), str(paper[key]), same))
+    groups: dict[tuple, set] = {}
+    for run in (r for r in runs if r.complete and r.key.scale == scale):
+        groups.setdefault((run.key.setting, run.key.block, run.key.noise), set()).add(
+            run.key.seed)
+    counts = sorted({len(s) for s in groups.values()})
+    expected = len(parse_seeds(settings["seeds"]))
+    rows.append(("Runs per result (seeds)", f"{expected} expected; {counts} found",
+                 str(paper["runs_per_result"]),
+                 "yes" if expected == paper["runs_per_result"] else "no"))
+    header = header_lines(scale, settings, midl_runs, command)
+    md = ["# Table 12: hyperparameters", "", *header, "",
+          f"Ours: the distinct values in the resolved configs of {len(midl_runs)} complete "
+          "MID-L runs (and all runs for the seed count).", "",
+          "| Hyperparameter | Ours | Paper | Same |", "|---|---|---|---|",
+          *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows], "",
+          "Not in the paper (ours): epochs, training subsets and validation sizes are the "
+          "scale's (header); backbones in configs/model/ and configs/experiment/setting/."]
+    csv_lines = [*[f"# {h}" for h in header], "hyperparameter,ours,paper,same",
+                 *[",".join(f'"{x}"' for x in row) for row in rows]]
+    tex = [*[f"% {h}" for h in header], "\\begin{tabular}{llll}", "\\toprule",
+           "Hyperparameter & Ours & Paper & Same \\\\", "\\midrule",
+           *[" & ".join(x.replace("_", "\\_") for x in row) + " \\\\" for row in rows],
+           "\\bottomrule", "\\end{tabular}"]
+    folder = out / scale
+    return _write({folder / "table12.md": "\n".join(md) + "\n",
+                   folder / "table12.csv": "\n".join(csv_lines) + "\n",
+                   folder / "table12.tex": "\n".join(tex) + "\n"}, force)
+
+
+def report_figures(runs: list[Run], scale: str, out: Path, force: bool,
+                   command: str | None = None) -> list[Path]:
+    """Copy Figures 3 and 4 (seed-0 MID-L runs' PNGs from ``midl.evaluate``) to
+    ``<out>/<scale>/`` and write ``figures.md`` listing them and what is missing.
+
+    Raises:
+        ReportError: if a file exists and not ``force``.
+    """
+    folder = out / scale
+    index = {(r.key.setting, r.key.block, r.key.noise, r.key.seed): r for r in runs
+             if r.key.scale == scale and r.complete}
+    lines = ["# Figures 3 and 4", "",
+             *header_lines(scale, scale_settings(scale), list(index.values()), command), ""]
+    copies: dict[Path, Path] = {}
+    for figure, panels in FIGURES.items():
+        for label, setting, eval_name, filename in panels:
+            run = index.get((setting, "midl", 0.0, 0))
+            target = folder / f"{figure}_{setting.split('_')[0]}.png"
+            source = run.path / filename if run is not None else None
+            if source is None or not source.exists():
+                lines.append(f"- {figure} {label}: MISSING (needs `midl.evaluate "
+                             f"analysis=[{eval_name}] eval_name={eval_name}` on the seed-0 "
+                             f"MID-L run of {setting})")
+                continue
+            copies[target] = source
+            extra = ""
+            if eval_name == "smi":
+                smi = (run.analysis("smi") or {}).get("smi", {})
+                extra = (f"; SMI {smi.get('embedding', {}).get('smi', float('nan')):.4f} nats, "
+                         f"Spearman(MI, frequency) {smi.get('mi_frequency_spearman')}")
+            lines.append(f"- {figure} {label}: ![{figure} {label}]({target.name}) "
+                         f"(from `{source}`{extra})")
+    lines += ["", "Figure 3: per-neuron MI with the labels vs activation frequency of the "
+              "MID-L neurons; Figure 4: t-SNE of the last-layer embeddings (seeded subsample).",
+              "The paper shows both as qualitative evidence; no number is compared."]
+    existing = [p for p in [*copies, folder / "figures.md"] if p.exists()]
+    if existing and not force:
+        raise ReportError(f"{', '.join(map(str, existing))} exist(s): pass --force to replace")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for target, source in copies.items():
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+        written.append(target)
+    written.append(atomic_write_text(folder / "figures.md", "\n".join(lines) + "\n"))
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line (see the module docstring); returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m midl.report",
+                                     description="Write a paper table next to the paper's.")
+    parser.add_argument("table", choices=table_names())
+    parser.add_argument("sweep_dirs", nargs="+", help="folders holding the table's runs")
+    parser.add_argument("--scale", help="smoke | cpu | paper (default: the runs' one scale)")
+    parser.add_argument("--out", default=str(ROOT / "results"), help="results root")
+    parser.add_argument("--force", action="store_true", help="replace existing result files")
+    parser.add_argument("--command", help="the command to print in the header "
+                                          "(default: this one)")
+    args = parser.parse_args(argv)
+    dirs = [d for d in args.sweep_dirs if Path(d).is_dir()]
+    for d in sorted(set(args.sweep_dirs) - set(dirs)):
+        print(f"note: {d} does not exist (no run of it yet)", file=sys.stderr)
+    try:
+        runs = collect_runs(dirs)
+        scale = args.scale or infer_scale(runs)
+        out = Path(args.out)
+        if args.table == "table12":
+            paths = report_table12(runs, scale, out, args.force, args.command)
+        elif args.table == "figures":
+            paths = report_figures(runs, scale, out, args.force, args.command)
+        else:
+            paths = report_table(args.table, runs, scale, out, args.force, args.command)
+            settings = scale_settings(scale)
+            result = build_table(TABLES[args.table], runs, parse_seeds(settings["seeds"]), scale,
+                                 load_paper(), analysis_seeds(settings))
+            for line in bookkeeping(result)[:1]:
+                print(line)
+    except ReportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

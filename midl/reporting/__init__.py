@@ -1,0 +1,9 @@
+"""Paper tables from sweep outputs: collect runs, aggregate seeds, render next to the paper.
+
+- :mod:`midl.reporting.runs`: find run folders and read their ``metrics.json`` / analyses;
+- :mod:`midl.reporting.tables`: the layout of every paper table (rows, columns, paper keys);
+- :mod:`midl.reporting.render`: statistics over seeds, marks, Markdown / CSV / LaTeX;
+- :mod:`midl.reporting.analyses`: the ``midl.evaluate`` analyses a table needs, run once.
+
+The command line is :mod:`midl.report`.
+"""

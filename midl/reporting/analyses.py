@@ -1,0 +1,159 @@
+"""Run the analyses a table needs on its complete runs, once: a run that already has the
+result is skipped, so an interrupted ``make tables`` continues where it stopped.
+
+Usage::
+
+    python -m midl.reporting.analyses TABLE SWEEP_DIR... --scale S
+
+What runs (the table's columns say what they need, :mod:`midl.reporting.tables`):
+
+- ``efficiency``: ``midl.evaluate analysis=[flops,latency,memory] eval_name=efficiency`` on
+  the runs of the scale's ``efficiency_seeds`` (latency and memory at batch 1 and 64);
+- ``smi``: ``midl.evaluate analysis=[smi] eval_name=smi`` on the runs of ``smi_seeds`` (also
+  draws Figure 3 next to the run);
+- ``tsne`` (figures): ``midl.evaluate analysis=[tsne] eval_name=tsne`` (Figure 4);
+- ``cifar10c``: ``python -m midl.data.cifar10c RUN --severity 3`` (the scale's corruptions)
+  -> ``cifar10c_severity3.json``.
+
+Evaluations run in this process (one Python start for all). The scale sets their sizes
+(``latency_repeats``, ``smi_directions``, ``max_eval_samples``). A failing analysis is logged
+with its traceback, the others still run, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from midl.report import parse_seeds, scale_settings
+from midl.reporting.runs import Run, RunKey, collect_runs
+from midl.reporting.tables import ANALYSES, CIFAR10C_FILE, FIGURES, TABLES
+
+log = logging.getLogger("midl.reporting.analyses")
+
+
+def needed(table: str, scale: str) -> list[tuple[str, RunKey]]:
+    """``(analysis, run key)`` pairs that ``table`` needs at ``scale``."""
+    settings = scale_settings(scale)
+    seeds = {"efficiency": parse_seeds(settings["efficiency_seeds"]),
+             "smi": parse_seeds(settings["smi_seeds"]),
+             "cifar10c": parse_seeds(settings["seeds"])}
+    out: dict[tuple[str, RunKey], None] = {}
+    if table == "figures":
+        for panels in FIGURES.values():
+            for _, setting, eval_name, _ in panels:
+                out[(eval_name, RunKey(setting, "midl", 0.0, 0, scale))] = None
+        return list(out)
+    spec = TABLES.get(table)
+    if spec is None:
+        return []
+    for row in spec.rows:
+        for column in spec.columns:
+            cell = row.cells.get(column.key)
+            extractor = cell.value if cell is not None else column.value
+            noise = (cell.noise if cell is not None and cell.noise is not None
+                     else column.noise if cell is None and column.noise is not None
+                     else row.noise)
+            if extractor is None or extractor.needs is None:
+                continue
+            if extractor.needs == "efficiency" and "gpu" in extractor.name:
+                continue  # measured by the CPU analysis' run only when on CUDA
+            for seed in seeds[extractor.needs]:
+                out[(extractor.needs, RunKey(row.setting, row.block, noise, seed, scale))] = None
+    return list(out)
+
+
+def tested_checkpoint(run: Run) -> str:
+    """The checkpoint the run was tested with (``metrics.json``), else ``last.ckpt``.
+
+    Raises:
+        FileNotFoundError: if the run has no checkpoint.
+    """
+    tested = run.record.get("tested_checkpoint")
+    if tested and tested != "final weights" and Path(tested).exists():
+        return tested
+    last = run.path / "checkpoints" / "last.ckpt"
+    if last.exists():
+        return str(last)
+    raise FileNotFoundError(f"no checkpoint in {run.path / 'checkpoints'}")
+
+
+def has_result(run: Run, analysis: str, settings: dict[str, Any]) -> bool:
+    """Whether ``run`` already holds ``analysis`` (for CIFAR-10-C: on the same corruptions)."""
+    if analysis == "cifar10c":
+        side = run.side_json(CIFAR10C_FILE)
+        if side is None:
+            return False
+        wanted = settings.get("cifar10c_corruptions")
+        done = sorted(k for k in side.get("accuracy", {}) if k != "mean")
+        return wanted is None and len(done) == 15 or wanted is not None and done == sorted(wanted)
+    return run.analysis(analysis) is not None
+
+
+def run_analysis(run: Run, analysis: str, settings: dict[str, Any], device: str = "cpu") -> None:
+    """Run one analysis on one run (results land in the run's folder)."""
+    if analysis == "cifar10c":
+        from midl.data.cifar10c import evaluate_run
+
+        evaluate_run(run.path, severity=3, corruptions=settings.get("cifar10c_corruptions"),
+                     checkpoint=tested_checkpoint(run), device=device)
+        return
+    from hydra import compose, initialize_config_dir
+
+    from midl.evaluate import CONFIG_DIR, evaluate
+
+    n = settings["max_eval_samples"]
+    # quoted: run folder names hold '=' and ','
+    overrides = [f"ckpt_path='{tested_checkpoint(run)}'",
+                 f"analysis=[{','.join(ANALYSES[analysis])}]", f"eval_name={analysis}",
+                 f"device={device}", f"latency.repeats={settings['latency_repeats']}",
+                 f"latency.warmup={min(20, settings['latency_repeats'])}",
+                 f"smi.n_directions={settings['smi_directions']}", f"smi.max_samples={n}",
+                 f"tsne.n_samples={n}"]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("evaluate", overrides=overrides)
+    evaluate(cfg)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line (see the module docstring); returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m midl.reporting.analyses",
+                                     description="Run the analyses a table needs, once.")
+    parser.add_argument("table")
+    parser.add_argument("sweep_dirs", nargs="+")
+    parser.add_argument("--scale", required=True)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[analyses] %(message)s")
+    settings = scale_settings(args.scale)
+    runs = collect_runs([d for d in args.sweep_dirs if Path(d).is_dir()])
+    index = {r.key: r for r in runs}
+    failures, done, skipped, absent = 0, 0, 0, 0
+    for analysis, key in needed(args.table, args.scale):
+        run = index.get(key)
+        if run is None or not run.complete:
+            absent += 1
+            continue
+        if has_result(run, analysis, settings):
+            skipped += 1
+            continue
+        log.info("%s on %s", analysis, run.path)
+        try:
+            run_analysis(run, analysis, settings, args.device)
+            done += 1
+        except Exception:  # one failing analysis must not stop the others
+            failures += 1
+            log.error("%s failed on %s:\n%s", analysis, run.path, traceback.format_exc())
+    print(json.dumps({"table": args.table, "ran": done, "already_done": skipped,
+                      "run_not_complete": absent, "failed": failures}))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Aggregate seeds into table cells and render them as Markdown, CSV and LaTeX.
+
+A cell holds our mean and sample standard deviation (ddof = 1) over the complete runs of the
+expected seeds, their count n, the paper's number (and its std where the paper prints one) and
+the difference ours - paper. Marks:
+
+- ``*``: n < 5 (fewer than the paper's five runs, including cells with no run at all);
+- ``†``: |ours - paper| > 2 x our std (needs n >= 2; with std 0 any difference is marked).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from midl.reporting.runs import Run, RunKey
+from midl.reporting.tables import CIFAR10C_FILE, Column, Row, TableSpec
+
+FULL_N = 5  # the paper's runs per result (Table 12)
+
+
+@dataclass
+class CellResult:
+    """One rendered cell (units as in the column)."""
+
+    row: str
+    column: str
+    values: list[float]
+    seeds: list[int]
+    paper: float | None
+    paper_std: float | None
+    note: str = ""
+    na: str | None = None  # ours is not measurable here (e.g. "n/a (no GPU)")
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.values) / self.n if self.values else None
+
+    @property
+    def std(self) -> float | None:
+        if self.n < 2:
+            return None
+        m = self.mean
+        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (self.n - 1))
+
+    @property
+    def diff(self) -> float | None:
+        if self.mean is None or self.paper is None:
+            return None
+        return self.mean - self.paper
+
+    @property
+    def marks(self) -> str:
+        if self.na is not None:
+            return ""
+        out = ""
+        if self.diff is not None and self.std is not None and abs(self.diff) > 2 * self.std:
+            out += "†"
+        if self.n < FULL_N:
+            out += "*"
+        return out
+
+
+@dataclass
+class TableResult:
+    """A rendered table: its spec, cells by (row label, column key) and run bookkeeping."""
+
+    spec: TableSpec
+    cells: dict[tuple[str, str], CellResult]
+    expected: list[RunKey]
+    counted: list[Run]
+    failed: list[Run]
+    incomplete: list[Run]
+    missing: list[RunKey]
+    missing_analyses: list[str] = field(default_factory=list)
+
+
+def paper_entry(paper: dict[str, Any], spec: TableSpec, row: Row) -> dict[str, Any] | None:
+    """The paper's row matching ``row.paper_match`` in ``paper[spec.paper_key]``, or None."""
+    if spec.paper_key is None or row.paper_match is None:
+        return None
+    for entry in paper.get(spec.paper_key) or []:
+        if all(entry.get(k) == v for k, v in row.paper_match.items()):
+            return entry
+    return None
+
+
+def has_analysis(run: Run, needs: str) -> bool:
+    """Whether ``run`` holds the result of the analysis ``needs`` (see
+    :mod:`midl.reporting.analyses`)."""
+    if needs == "cifar10c":
+        return run.side_json(CIFAR10C_FILE) is not None
+    return run.analysis(needs) is not None
+
+
+def _cell_source(row: Row, column: Column):
+    cell = row.cells.get(column.key)
+    if cell is not None:
+        noise = cell.noise if cell.noise is not None else row.noise
+        return cell.value, noise, cell.na
+    noise = column.noise if column.noise is not None else row.noise
+    return column.value, noise, column.na
+
+
+def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str | None,
+                paper: dict[str, Any], analysis_seeds: dict[str, list[int]] | None = None
+                ) -> TableResult:
+    """Fill ``spec`` from ``runs`` (only runs of ``scale`` and of the expected ``seeds`` count).
+
+    ``analysis_seeds`` maps an analysis (``efficiency``, ``smi``) to the seeds that get it at
+    this scale (default: all ``seeds``); a column needing it aggregates those seeds only.
+    Runs of the same key in several folders (should not happen) count once: the first path.
+    """
+    analysis_seeds = analysis_seeds or {}
+    index: dict[RunKey, Run] = {}
+    for run in runs:
+        if run.key.scale == scale and run.key.seed in seeds:
+            index.setdefault(run.key, run)
+    cells: dict[tuple[str, str], CellResult] = {}
+    expected: dict[RunKey, None] = {}
+    missing_analyses: list[str] = []
+    for row in spec.rows:
+        entry = paper_entry(paper, spec, row)
+        for column in spec.columns:
+            extractor, noise, na = _cell_source(row, column)
+            paper_value = entry.get(column.paper_field) if entry and column.paper_field else None
+            paper_std = (entry.get("std") if entry and column.paper_field == "accuracy"
+                         else None)
+            result = CellResult(row.label, column.key, [], [], paper_value, paper_std,
+                                note=row.note)
+            if extractor is None:
+                result.na = na
+                cells[(row.label, column.key)] = result
+                continue
+            cell_seeds = analysis_seeds.get(extractor.needs, seeds)
+            for seed in seeds:
+                key = RunKey(row.setting, row.block, noise, seed, scale)
+                expected[key] = None  # every seed's training run, whatever the column
+                run = index.get(key)
+                if seed not in cell_seeds or run is None or not run.complete:
+                    continue
+                value = extractor(run)
+                if value is None:
+                    if extractor.needs is not None and not has_analysis(run, extractor.needs):
+                        missing_analyses.append(f"{extractor.needs}: {run.path}")
+                    continue
+                result.values.append(value)
+                result.seeds.append(seed)
+            if not result.values and extractor.needs == "efficiency" and column.na != "n/a":
+                result.na = na  # e.g. a GPU column without any GPU measurement
+            cells[(row.label, column.key)] = result
+    keys = list(expected)
+    found = [index[k] for k in keys if k in index]
+    return TableResult(
+        spec, cells, keys,
+        counted=[r for r in found if r.complete],
+        failed=[r for r in found if r.status == "failed"],
+        incomplete=[r for r in found if r.status == "incomplete"],
+        missing=[k for k in keys if k not in index],
+        missing_analyses=sorted(set(missing_analyses)))
+
+
+def fmt(value: float | None, digits: int, signed: bool = False) -> str:
+    """A number with ``digits`` decimals ("–" for None)."""
+    if value is None:
+        return "–"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def ours_text(cell: CellResult, digits: int) -> str:
+    """``mean ± std (n=k)``, ``mean (n=1)``, ``missing (n=0)`` or the cell's n/a text."""
+    if cell.na is not None:
+        return cell.na
+    if cell.n == 0:
+        return "missing (n=0)"
+    std = f" ± {fmt(cell.std, digits)}" if cell.std is not None else ""
+    return f"{fmt(cell.mean, digits)}{std} (n={cell.n})"
+
+
+def paper_text(cell: CellResult, digits: int) -> str:
+    """The paper's number (± its std where printed), or ``not reported``."""
+    if cell.paper is None:
+        return "not reported"
+    std = f" ± {cell.paper_std:g}" if cell.paper_std is not None else ""
+    return f"{cell.paper:g}{std}"
+
+
+def cell_text(cell: CellResult, digits: int) -> str:
+    """One table cell: ``ours / paper / Δ marks``."""
+    diff = fmt(cell.diff, digits, signed=True) if cell.diff is not None else "–"
+    marks = f" {cell.marks}" if cell.marks else ""
+    return f"{ours_text(cell, digits)} / {paper_text(cell, digits)} / Δ {diff}{marks}"
+
+
+def markdown(result: TableResult, header: list[str]) -> str:
+    """The table as Markdown: header lines, the paper's layout, notes and run bookkeeping."""
+    spec = result.spec
+    lines = [f"# {spec.title}", "", *header, "",
+             "Each cell: **ours** mean ± std over seeds (n runs) / **paper** / Δ = ours − paper. "
+             "Marks: `†` differs from the paper by more than 2 std; `*` n < 5.", ""]
+    columns = spec.columns
+    lines.append("| Row | " + " | ".join(f"{c.label}" for c in columns) + " |")
+    lines.append("|---|" + "---|" * len(columns))
+    for row in spec.rows:
+        cells = [cell_text(result.cells[(row.label, c.key)], c.digits) for c in columns]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    notes = [*spec.notes, *sorted({r.note for r in spec.rows if r.note})]
+    if notes:
+        lines += ["", "Notes:", *[f"- {n}" for n in notes]]
+    lines += ["", *bookkeeping(result)]
+    return "\n".join(lines) + "\n"
+
+
+def bookkeeping(result: TableResult) -> list[str]:
+    """Lines listing counted, failed, incomplete and missing runs and missing analyses."""
+    lines = [f"Runs: {len(result.counted)} complete of {len(result.expected)} expected; "
+             f"{len(result.failed)} failed, {len(result.incomplete)} incomplete, "
+             f"{len(result.missing)} missing."]
+    for run in result.failed:
+        lines.append(f"- failed (error.txt): `{run.path}`")
+    for run in result.incomplete:
+        lines.append(f"- incomplete (no metrics.json): `{run.path}`")
+    for key in result.missing:
+        lines.append(f"- missing: setting={key.setting} block={key.block} "
+                     f"label_noise={key.noise} seed={key.seed} scale={key.scale}")
+    for item in result.missing_analyses:
+        lines.append(f"- analysis missing: {item}")
+    return lines
+
+
+def csv_text(result: TableResult, header: list[str]) -> str:
+    """Long-format CSV: one line per cell with every number unrounded; header lines as
+    ``#`` comments."""
+    out = io.StringIO()
+    for line in header:
+        out.write(f"# {line}\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["row", "column", "unit", "ours_mean", "ours_std", "n", "seeds", "paper",
+                     "paper_std", "diff", "marks", "ours_text", "note"])
+    for row in result.spec.rows:
+        for column in result.spec.columns:
+            cell = result.cells[(row.label, column.key)]
+            writer.writerow([row.label, column.key, column.unit, _num(cell.mean), _num(cell.std),
+                             cell.n, " ".join(map(str, cell.seeds)), _num(cell.paper),
+                             _num(cell.paper_std), _num(cell.diff), cell.marks,
+                             ours_text(cell, column.digits), cell.note])
+    return out.getvalue()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("†", r"$^\dagger$"),
+                 ("−", "-"), ("–", "--")):
+        text = text.replace(a, b)
+    return text
+
+
+def latex(result: TableResult, header: list[str]) -> str:
+    """The table as a LaTeX ``tabular`` (booktabs), header lines as ``%`` comments."""
+    spec = result.spec
+    lines = [f"% {line}" for line in header]
+    lines.append(f"% {spec.title}. Cells: ours mean $\\pm$ std (n) / paper / $\\Delta$; "
+                 "$^\\dagger$: > 2 std from the paper; *: n < 5.")
+    lines.append("\\begin{tabular}{l" + "l" * len(spec.columns) + "}")
+    lines.append("\\toprule")
+    lines.append(" & ".join(["Row", *[_tex_escape(c.label) for c in spec.columns]]) + " \\\\")
+    lines.append("\\midrule")
+    for row in spec.rows:
+        cells = [_tex_escape(cell_text(result.cells[(row.label, c.key)], c.digits))
+                 for c in spec.columns]
+        lines.append(" & ".join([_tex_escape(row.label), *cells]) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
