@@ -31,3 +31,70 @@ lint: install ## Lint with ruff
 
 clean: ## Remove run outputs and caches (keeps .venv)
 	rm -rf outputs .cache .pytest_cache .ruff_cache
+
+# ---------------------------------------------------------------------------------------------
+# Paper tables and figures (issue 6). Each target runs its sweep (configs/experiment/<target>.yaml
+# at configs/scale/$(SCALE).yaml), then the midl.evaluate analyses its columns need, then the
+# report: results/$(SCALE)/<target>.{md,csv,tex}. Finished runs and analyses are skipped, so an
+# interrupted `make tables` continues where it stopped. A failed run leaves error.txt, is listed
+# under its table and does not stop the other targets. The report is always rewritten (--force):
+# regenerating is what these targets are for; results/ is in git, so changes show in the diff.
+#   make tables SCALE=smoke | cpu | paper      ARGS="hydra/launcher=joblib" (parallel jobs)
+SCALE ?= smoke
+DATA_DIR ?= $(or $(MIDL_DATA_DIR),$(if $(wildcard ../shared/data),../shared/data,./data))
+OUTPUTS ?= $(or $(MIDL_OUTPUT_DIR),outputs)
+RESULTS ?= results
+CACHE_DIR ?= $(or $(MIDL_CACHE_DIR),.cache/midl)
+# no real SVHN under the data root: Table 8 / Figure 4 use a generated MNIST-derived fixture
+SVHN_FIXTURE := $(if $(wildcard $(DATA_DIR)/svhn/train_32x32.mat),,$(CACHE_DIR)/svhn-fixture)
+TABLE_ENV = MIDL_DATA_DIR=$(abspath $(DATA_DIR)) MIDL_OUTPUT_DIR=$(OUTPUTS) \
+	MIDL_CACHE_DIR=$(CACHE_DIR) $(if $(SVHN_FIXTURE),MIDL_SVHN_DIR=$(abspath $(SVHN_FIXTURE)))
+SWEEP_DIRS = $(OUTPUTS)/grid_*/multirun
+TABLE_TARGETS := table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 \
+	table12 baselines figures
+.PHONY: tables svhn-fixture $(TABLE_TARGETS)
+
+# $(call paper_table,NAME): sweep -> analyses -> report
+define paper_table
+	@echo "== $(1) at SCALE=$(SCALE): sweep"
+	$(TABLE_ENV) $(PY) -m midl.train +experiment=$(1) +scale=$(SCALE) $(ARGS) \
+		|| echo "** $(1): some runs failed (error.txt in their folders); the table lists them"
+	@echo "== $(1): analyses"
+	$(TABLE_ENV) $(PY) -m midl.reporting.analyses $(1) $(SWEEP_DIRS) --scale $(SCALE) \
+		|| echo "** $(1): some analyses failed; the table lists what is missing"
+	@echo "== $(1): report"
+	$(TABLE_ENV) $(PY) -m midl.report $(1) $(SWEEP_DIRS) --scale $(SCALE) --out $(RESULTS) \
+		--force --command "make $(1) SCALE=$(SCALE)"
+endef
+
+tables: table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 table12 baselines figures ## Every table and both figures (SCALE=smoke|cpu|paper)
+
+table2: install ## Table 2: low-data overfitting stress (CIFAR-10, MNIST 20/class; Adult 1,000)
+	$(call paper_table,table2)
+table3: install ## Table 3: CIFAR-10 label noise 20/40/60% and CIFAR-10-C
+	$(call paper_table,table3)
+table4: install ## Table 4: CIFAR-10 ablation (f1/f2 only, fixed alpha, random top-k, gumbel, midl)
+	$(call paper_table,table4)
+table5: install ## Table 5: efficiency at batch 64 (FLOPs, CPU latency, memory)
+	$(call paper_table,table5)
+table6: install ## Table 6: sliced mutual information (random top-k, dropout, midl)
+	$(call paper_table,table6)
+table7: install ## Table 7: calibration (ECE, Brier) on CIFAR-10
+	$(call paper_table,table7)
+table8: install svhn-fixture ## Table 8: seven datasets, baseline vs MID-L, every column
+	$(call paper_table,table8)
+table9: install ## Table 9: extended ablation with SMI
+	$(call paper_table,table9)
+table10: install ## Table 10: batch-1 latency and peak memory on CIFAR-10
+	$(call paper_table,table10)
+table11: install ## Table 11: robustness (appendix; the runs of Table 3)
+	$(call paper_table,table11)
+table12: install ## Table 12: hyperparameters from the resolved configs of the runs
+	$(call paper_table,table12)
+baselines: install ## Extra table: every Section 5.3 baseline on MNIST and CIFAR-10
+	$(call paper_table,baselines)
+figures: install svhn-fixture ## Figures 3 (MI vs activation frequency) and 4 (t-SNE)
+	$(call paper_table,figures)
+
+svhn-fixture: install ## SVHN-layout fixture from MNIST when the real SVHN files are absent
+	$(if $(SVHN_FIXTURE),MIDL_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) scripts/make_svhn_fixture.py $(SVHN_FIXTURE),@echo "real SVHN files in $(DATA_DIR)/svhn")
