@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import random
+from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from midl.data.sampling import epoch_seed
 
+log = logging.getLogger(__name__)
+
 
 class EpochSeed(pl.Callback):
-    """Reseed Python, NumPy and torch at the start of every training epoch.
+    """Reseed Python, NumPy and torch at the start of every training epoch, and keep the RNG
+    state in checkpoints.
 
     Every source of training randomness in an epoch (shuffling, dropout, gate dropout,
     augmentation) then depends only on ``(seed, epoch)``, not on what ran before. A run resumed
     from the checkpoint of an earlier epoch therefore replays the remaining epochs exactly as
-    an uninterrupted run would (on CPU, or with ``trainer.deterministic=true`` on GPU).
+    an uninterrupted run would (on CPU, or with ``trainer.deterministic=true`` on GPU). For a
+    checkpoint saved mid-epoch (pre-emption, see :class:`PreemptionCheckpoint`) the RNG state
+    stored in it is restored when training restarts, so that resume is exact too.
 
     Args:
         seed: the run's seed (``seed`` in ``configs/train.yaml``).
@@ -25,12 +34,53 @@ class EpochSeed(pl.Callback):
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self._pending_state: dict[str, Any] | None = None
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = epoch_seed(self.seed, trainer.current_epoch)
         random.seed(value)
         np.random.seed(value % 2**32)
         torch.manual_seed(value)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending_state = state_dict or None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Restore the checkpoint's RNG state last, after everything that set-up consumed."""
+        if self._pending_state is None:
+            return
+        state, self._pending_state = self._pending_state, None
+        torch.set_rng_state(state["torch"])
+        random.setstate(state["python"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class PreemptionCheckpoint(pl.Callback):
+    """On SIGTERM (e.g. a cluster pre-emption) or Ctrl-C, save ``last.ckpt`` before exiting.
+
+    Lightning turns SIGTERM into ``SIGTERMException`` at the next batch boundary; this callback
+    then writes the full training state (weights, optimizer, loop position, RNG, data
+    position) to the checkpoint folder's ``last.ckpt``, so rerunning the same command, or a
+    requeue by SLURM/submitit, resumes from that step. Other errors (e.g. a non-finite loss)
+    save nothing: ``last.ckpt`` stays the last good checkpoint.
+    """
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        checkpoint = trainer.checkpoint_callback
+        if not isinstance(exception, SIGTERMException | KeyboardInterrupt) or checkpoint is None:
+            return
+        path = Path(checkpoint.dirpath) / "last.ckpt"
+        trainer.save_checkpoint(path)
+        log.warning("interrupted by %s: saved %s; rerun the same command to resume",
+                    type(exception).__name__, path)
 
 
 class NonFiniteLossError(RuntimeError):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 import traceback
@@ -28,6 +29,7 @@ from typing import Any
 import hydra
 import lightning.pytorch as pl
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from midl.config import register_resolvers, validate
@@ -132,12 +134,16 @@ def main(cfg: DictConfig) -> float | None:
     """Hydra entry point; returns the test accuracy (for Hydra sweepers).
 
     A run that fails leaves ``error.txt`` with its traceback in its folder and re-raises; in a
-    sweep, Hydra's launcher still runs the other jobs and exits non-zero at the end. A later
-    successful rerun removes the stale ``error.txt``.
+    sweep, Hydra's launcher still runs the other jobs and exits non-zero at the end. A run
+    pre-empted by SIGTERM saves ``last.ckpt`` (see ``midl.callbacks.PreemptionCheckpoint``) and
+    exits with status 143. A later successful rerun removes the stale ``error.txt``.
     """
     output_dir = Path(cfg.paths.output_dir)
     try:
         record = train(cfg)
+    except SIGTERMException as error:  # a SystemExit: pre-empted, last.ckpt saved
+        log.error("run pre-empted; traceback in %s", record_failure(output_dir, error))
+        sys.exit(128 + signal.SIGTERM)  # the shell's code for "terminated by SIGTERM"
     except Exception as error:
         log.error("run failed; traceback in %s", record_failure(output_dir, error))
         raise

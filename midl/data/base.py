@@ -171,6 +171,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.test_set: TensorBatches | None = None
         self.mean: Tensor | None = None
         self.shuffle_seed = 0
+        self._resume_position: tuple[int, int] | None = None
         self.std: Tensor | None = None
 
     # -- what subclasses provide -------------------------------------------------------
@@ -288,17 +289,36 @@ class InMemoryDataModule(pl.LightningDataModule):
         # The shuffle depends on (run seed, epoch) only, and the loader draws nothing from the
         # global RNG, so a run resumed from a checkpoint replays the same batches.
         sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed=self.shuffle_seed,
-                                    epoch_fn=self._current_epoch)
+                                    position_fn=self._train_position if shuffle else None)
         return DataLoader(dataset, sampler=sampler, batch_size=None,
                           generator=torch.Generator().manual_seed(0))
 
-    def _current_epoch(self) -> int | None:
-        # The epoch about to be trained. ``trainer.current_epoch`` lags behind it when a run
-        # resumes from a checkpoint saved at validation time, so read the count of processed
-        # epochs, which is also what Lightning passes to samplers' ``set_epoch``.
+    def _train_position(self) -> tuple[int, int] | None:
+        """(epoch about to be trained, batches of it already trained) for the sampler."""
         if self.trainer is None:
             return None
-        return self.trainer.fit_loop.epoch_progress.current.processed
+        # ``trainer.current_epoch`` lags behind when a run resumes from a checkpoint saved at
+        # validation time; the count of processed epochs is what Lightning passes to samplers'
+        # ``set_epoch`` too.
+        epoch = self.trainer.fit_loop.epoch_progress.current.processed
+        resume, self._resume_position = self._resume_position, None
+        skip = resume[1] if resume is not None and resume[0] == epoch else 0
+        return epoch, skip
+
+    def state_dict(self) -> dict[str, int]:
+        """Lightning hook, saved in checkpoints: where training stands inside its epoch, so a
+        run resumed from a mid-epoch (pre-emption) checkpoint skips the batches it trained."""
+        if self.trainer is None:
+            return {}
+        loop = self.trainer.fit_loop
+        batches = loop.epoch_loop.batch_progress
+        return {"epoch": loop.epoch_progress.current.processed,
+                "batches_done": 0 if batches.is_last_batch else batches.current.completed}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        """Lightning hook: remember the position saved by :meth:`state_dict`."""
+        if state_dict:
+            self._resume_position = (state_dict["epoch"], state_dict["batches_done"])
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, shuffle=True)

@@ -27,32 +27,34 @@ class EpochBatchSampler(Sampler[list[int]]):
         batch_size: samples per batch; the last batch may be smaller.
         shuffle: permute the indices each epoch; otherwise 0..N-1 in order.
         seed: the run's seed.
-        epoch_fn: returns the current epoch (e.g. the Lightning trainer's ``current_epoch``)
-            or ``None``; when it is absent or returns ``None``, the sampler counts its own
-            passes (0, 1, 2, ...).
+        position_fn: called when a pass starts; returns ``(epoch, skip)``, the epoch about to
+            be trained and how many of its batches were already trained before a mid-epoch
+            resume (they are skipped), or ``None``. When it is absent or returns ``None``, the
+            sampler counts its own passes (0, 1, 2, ...) and skips nothing.
 
     Raises:
         ValueError: if ``batch_size`` < 1.
     """
 
     def __init__(self, size: int, batch_size: int, shuffle: bool, seed: int = 0,
-                 epoch_fn: Callable[[], int | None] | None = None) -> None:
+                 position_fn: Callable[[], tuple[int, int] | None] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
         self.size, self.batch_size, self.shuffle = size, batch_size, shuffle
-        self.seed, self.epoch_fn = seed, epoch_fn
+        self.seed, self.position_fn = seed, position_fn
         self._passes = 0
 
     def __len__(self) -> int:
         return math.ceil(self.size / self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        epoch = self.epoch_fn() if self.epoch_fn is not None else None
-        epoch = self._passes if epoch is None else epoch
+        position = self.position_fn() if self.position_fn is not None else None
+        epoch, skip = (self._passes, 0) if position is None else position
         self._passes += 1
         if self.shuffle:
             generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
             order = torch.randperm(self.size, generator=generator)
         else:
             order = torch.arange(self.size)
-        return iter([chunk.tolist() for chunk in order.split(self.batch_size)])
+        batches = [chunk.tolist() for chunk in order.split(self.batch_size)]
+        return iter(batches[skip:])
