@@ -320,6 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--command", help="the command to print in the header "
                                           "(default: this one)")
     args = parser.parse_args(argv)
+    if args.command is None:
+        args.command = "python -m midl.report " + " ".join(
+            sys.argv[1:] if argv is None else list(argv))
     dirs = [d for d in args.sweep_dirs if Path(d).is_dir()]
     for d in sorted(set(args.sweep_dirs) - set(dirs)):
         print(f"note: {d} does not exist (no run of it yet)", file=sys.stderr)

@@ -1,0 +1,210 @@
+"""midl.report on hand-made run folders: means, std, n, differences and marks, missing seeds,
+failed and interrupted jobs, overwrite protection, Table 12, every table's layout."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from midl import report
+from midl.reporting.render import build_table, markdown
+from midl.reporting.runs import collect_runs
+from midl.reporting.tables import TABLES
+
+PAPER = yaml.safe_load(report.PAPER_REFERENCE.read_text())
+SHARED_PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper_tables.yaml"
+
+
+def make_run(root: Path, setting: str, block: str, seed: int, noise: float = 0.0,
+             scale: str = "cpu", test: dict | None = None, status: str = "complete",
+             analysis: dict | None = None, config: dict | None = None) -> Path:
+    """A run folder as midl.train + Hydra write it (only the files the report reads)."""
+    name = (f"+experiment_setting={setting},+scale={scale},block={block},"
+            f"data.label_noise={noise},seed={seed}")
+    path = root / f"grid_{setting}" / "multirun" / name
+    (path / ".hydra").mkdir(parents=True)
+    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(
+        [f"+experiment/setting={setting}", f"block={block}", f"data.label_noise={noise}",
+         f"seed={seed}", "+experiment=tableX", f"+scale={scale}"]))
+    (path / ".hydra" / "hydra.yaml").write_text(
+        "hydra:\n  runtime:\n    choices:\n"
+        f"      scale: {scale}\n      experiment/setting: {setting}\n      block: {block}\n"
+        "      model: cnn\n  verbose: false\n")
+    if status == "complete":
+        record = {"test": test or {}, "seed": seed, "wall_time_s": 10.0,
+                  "commit": {"hash": "abc", "dirty": False}, "command": "midl/train.py x",
+                  "hardware": {"cpu_count": 2}, "config": config or {}}
+        if analysis:
+            record["analysis"] = analysis
+        (path / "metrics.json").write_text(json.dumps(record))
+    elif status == "failed":
+        (path / "error.txt").write_text("Traceback: boom\n")
+    return path
+
+
+ACCS = {0: 0.70, 1: 0.72, 2: 0.74, 3: 0.76, 4: 0.78}
+
+
+def table7_runs(root: Path, seeds=(0, 1, 2, 3, 4)) -> None:
+    for seed in seeds:
+        for block, ece in (("dropout", 0.05), ("midl", 0.04 + 0.001 * seed)):
+            make_run(root, "cifar10_cnn", block, seed,
+                     test={"test/ece": ece, "test/brier": 0.3, "test/acc": ACCS[seed]})
+
+
+def test_mean_std_n_difference_and_marks(tmp_path):
+    table7_runs(tmp_path)
+    runs = collect_runs([tmp_path])
+    result = build_table(TABLES["table7"], runs, [0, 1, 2, 3, 4], "cpu", PAPER)
+    midl = result.cells[("midl", "ece")]
+    values = [4.0 + 0.1 * s for s in range(5)]
+    mean = sum(values) / 5
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / 4)  # sample std, ddof 1
+    assert midl.n == 5 and midl.mean == pytest.approx(mean) and midl.std == pytest.approx(std)
+    assert midl.paper == 4.9 and midl.diff == pytest.approx(mean - 4.9)
+    assert midl.marks == "†"  # 0.7 below the paper, std 0.16: more than 2 std
+    dropout = result.cells[("cnn_mlp (Dropout block)", "ece")]
+    assert dropout.std == pytest.approx(0.0) and dropout.mean == pytest.approx(5.0)
+    assert dropout.marks == "†"  # any difference with std 0 is > 2 std
+    assert (len(result.counted), len(result.missing), len(result.failed)) == (10, 0, 0)
+
+
+def test_close_to_paper_is_not_marked(tmp_path):
+    for seed, ece in enumerate((0.047, 0.049, 0.051, 0.050, 0.048)):
+        make_run(tmp_path, "cifar10_cnn", "midl", seed, test={"test/ece": ece})
+    result = build_table(TABLES["table7"], collect_runs([tmp_path]), [0, 1, 2, 3, 4], "cpu",
+                         PAPER)
+    assert result.cells[("midl", "ece")].marks == ""
+
+
+def test_missing_seed_failed_and_interrupted_runs(tmp_path):
+    table7_runs(tmp_path, seeds=(0, 1, 2))              # seeds 3, 4 of dropout: see below
+    make_run(tmp_path, "cifar10_cnn", "midl", 3, test={"test/ece": 0.043})
+    failed = make_run(tmp_path, "cifar10_cnn", "dropout", 3, status="failed")
+    interrupted = make_run(tmp_path, "cifar10_cnn", "dropout", 4, status="incomplete")
+    # midl seed 4 was never started: missing
+    result = build_table(TABLES["table7"], collect_runs([tmp_path]), [0, 1, 2, 3, 4], "cpu",
+                         PAPER)
+    assert result.cells[("midl", "ece")].n == 4
+    assert result.cells[("midl", "ece")].seeds == [0, 1, 2, 3]
+    assert result.cells[("cnn_mlp (Dropout block)", "ece")].n == 3
+    assert "*" in result.cells[("midl", "ece")].marks
+    assert [r.path for r in result.failed] == [failed.resolve()]
+    assert [r.path for r in result.incomplete] == [interrupted.resolve()]
+    assert [(k.block, k.seed) for k in result.missing] == [("midl", 4)]
+    text = markdown(result, ["header"])
+    assert "failed (error.txt)" in text and str(failed.resolve()) in text
+    assert "missing: setting=cifar10_cnn block=midl label_noise=0.0 seed=4" in text
+    assert "(n=4)" in text
+
+
+def test_other_scales_and_seeds_are_not_counted(tmp_path):
+    table7_runs(tmp_path, seeds=(0,))
+    make_run(tmp_path, "cifar10_cnn", "midl", 1, scale="smoke", test={"test/ece": 0.9})
+    make_run(tmp_path, "cifar10_cnn", "midl", 7, test={"test/ece": 0.9})  # not a scale seed
+    result = build_table(TABLES["table7"], collect_runs([tmp_path]), [0, 1], "cpu", PAPER)
+    cell = result.cells[("midl", "ece")]
+    assert cell.n == 1 and cell.std is None and cell.marks == "*"
+
+
+def test_noise_columns_read_their_own_runs(tmp_path):
+    for seed in range(5):
+        for noise, acc in ((0.0, 0.8), (0.2, 0.6), (0.4, 0.5), (0.6, 0.3)):
+            make_run(tmp_path, "cifar10_cnn", "midl", seed, noise=noise,
+                     test={"test/acc": acc + 0.01 * seed})
+    result = build_table(TABLES["table3"], collect_runs([tmp_path]), list(range(5)), "cpu",
+                         PAPER)
+    assert result.cells[("midl", "clean")].mean == pytest.approx(82.0)
+    assert result.cells[("midl", "noise40")].mean == pytest.approx(52.0)
+    assert result.cells[("midl", "noise40")].paper == 55.8
+    assert result.cells[("midl", "noise60")].paper is None       # not in Table 3
+    c10c = result.cells[("midl", "cifar10c")]
+    assert c10c.n == 0 and result.missing_analyses                # analysis not run yet
+
+
+def test_gpu_columns_are_not_available_on_cpu(tmp_path):
+    analysis = {"efficiency": {"config": {"device": "cpu"},
+                               "latency": {"batch_1": {"median_ms": 2.0}},
+                               "memory": {"batch_1": {"peak_mb": 500.0}}}}
+    for seed in range(5):
+        make_run(tmp_path, "cifar10_cnn", "midl", seed, test={"test/acc": 0.5},
+                 analysis=analysis)
+    result = build_table(TABLES["table10"], collect_runs([tmp_path]), list(range(5)), "cpu",
+                         PAPER)
+    assert result.cells[("midl", "latency_gpu")].na == "n/a (no GPU)"
+    assert result.cells[("midl", "latency_gpu")].values == []
+    assert result.cells[("midl", "latency_cpu")].mean == pytest.approx(2.0)
+    assert result.cells[("midl", "latency_cpu")].paper == 27.1
+    assert not any("efficiency" in m for m in result.missing_analyses)
+
+
+def test_every_table_has_the_papers_rows_and_columns(tmp_path):
+    """Each table renders every row and column of its spec, and every paper row of the
+    reference is matched by a row (no paper number is silently dropped)."""
+    for name, spec in TABLES.items():
+        result = build_table(spec, [], [0], "cpu", PAPER)
+        text = markdown(result, [])
+        for row in spec.rows:
+            assert f"| {row.label} |" in text, (name, row.label)
+        for column in spec.columns:
+            assert column.label in text, (name, column.key)
+        if name == "baselines":
+            continue
+        matched = [report_row for report_row in PAPER[spec.paper_key]
+                   if any(r.paper_match and all(report_row.get(k) == v
+                                                for k, v in r.paper_match.items())
+                          for r in spec.rows)]
+        assert len(matched) == len(PAPER[spec.paper_key]), name
+        paper_fields = {k for entry in PAPER[spec.paper_key] for k in entry} - {
+            "model", "dataset", "variant", "method", "std"}
+        assert paper_fields <= {c.paper_field for c in spec.columns}, name
+
+
+def test_cli_writes_files_and_refuses_to_overwrite(tmp_path, capsys):
+    table7_runs(tmp_path / "out")
+    args = ["table7", str(tmp_path / "out" / "grid_cifar10_cnn" / "multirun"),
+            "--out", str(tmp_path / "results")]
+    assert report.main(args) == 0
+    folder = tmp_path / "results" / "cpu"
+    assert sorted(p.name for p in folder.iterdir()) == ["table7.csv", "table7.md", "table7.tex"]
+    md = (folder / "table7.md").read_text()
+    assert "Scale: `cpu`" in md and "Command: `python -m midl.report table7" in md
+    assert "4.2 ± 0.2 (n=5) / 4.9 / Δ -0.7 †" in md
+    rows = [r for r in csv.reader(line for line in (folder / "table7.csv").read_text().splitlines()
+                                  if not line.startswith("#"))]
+    assert rows[0][:6] == ["row", "column", "unit", "ours_mean", "ours_std", "n"]
+    assert len(rows) == 1 + 2 * 2
+    before = (folder / "table7.md").read_text()
+    assert report.main(args) == 2                            # exists: refused
+    assert "pass --force" in capsys.readouterr().err
+    assert (folder / "table7.md").read_text() == before
+    assert report.main([*args, "--force"]) == 0
+
+
+def test_table12_from_resolved_configs(tmp_path):
+    config = {"optimizer": {"_target_": "torch.optim.Adam", "lr": 0.001},
+              "data": {"batch_size": 64}, "block": {"top_k": 0.5, "gate_dropout": 0.1}}
+    for seed in range(5):
+        make_run(tmp_path, "cifar10_cnn", "midl", seed, test={"test/acc": 0.5}, config=config)
+    report.report_table12(collect_runs([tmp_path]), "cpu", tmp_path / "res", force=False)
+    md = (tmp_path / "res" / "cpu" / "table12.md").read_text()
+    assert "| Optimizer | Adam | Adam | yes |" in md
+    assert "| Learning rate | 0.001 | 0.001 | yes |" in md
+    assert "| Top-k sparsity (MID-L) | 0.5 | 0.5 | yes |" in md
+    assert "| Runs per result (seeds) | 5 expected; [5] found | 5 | yes |" in md
+
+
+def test_no_runs_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert report.main(["table4", str(tmp_path / "empty")]) == 2
+    assert "no runs found" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not SHARED_PAPER.exists(), reason="../shared/paper not present")
+def test_paper_reference_is_the_transcription():
+    assert PAPER == yaml.safe_load(SHARED_PAPER.read_text())
