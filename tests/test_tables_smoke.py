@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -97,13 +98,16 @@ def test_make_table7_and_table10_smoke_end_to_end(tmp_path):
             assert column.label in md
         assert (results / "smoke" / f"{name}.csv").exists()
         assert (results / "smoke" / f"{name}.tex").exists()
+    seeds = str(yaml.safe_load((CONFIG_DIR / "scale" / "smoke.yaml").read_text())
+                ["scale"]["seeds"]).split(",")
+    n = len(seeds)
     t7 = (results / "smoke" / "table7.md").read_text()
-    assert "Runs: 4 complete of 4 expected; 0 failed" in t7
-    assert t7.count("(n=2)") == 4                       # 2 rows x 2 columns, seeds 0 and 1
+    assert f"Runs: {2 * n} complete of {2 * n} expected; 0 failed" in t7
+    assert t7.count(f"(n={n})") == 4                     # 2 rows x 2 columns
     t10 = (results / "smoke" / "table10.md").read_text()
     assert "n/a (no GPU)" in t10 and t10.count("(n=1)") == 4  # efficiency_seeds: 0
     metrics = sorted(out.glob("grid_cifar10_cnn/multirun/*/metrics.json"))
-    assert len(metrics) == 4
+    assert len(metrics) == 2 * n
     before = {p: p.stat().st_mtime_ns for p in metrics}
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
