@@ -207,10 +207,10 @@ def test_short_training_run_learns_real_imdb(compose_cfg, imdb_cache):
 
     from midl.train import build
 
-    # small and short (2-core CI): 3,000 reviews cut to 64 tokens, 3 epochs, Adam lr 5e-3
+    # small and short (2-core CI): 4,000 reviews cut to 64 tokens, 3 epochs, Adam lr 5e-3
     cfg = compose_cfg(["data=imdb", "model=lstm", "block=dropout", "logger=none",
                        "callbacks=none", "data.vocab_size=5000", "data.max_length=64",
-                       "data.train_size=3000", "data.val_size=500", "model.hidden_dim=64",
+                       "data.train_size=4000", "data.val_size=500", "model.hidden_dim=64",
                        "model.embed_dim=32", "optimizer.lr=0.005", f"paths.data_dir={root}",
                        f"data.cache_dir={imdb_cache}"])
     pl.seed_everything(0)
