@@ -26,6 +26,7 @@ here (GPU latency on a CPU machine) read ``n/a (no GPU)``; nothing is ever fille
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -137,11 +138,9 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
                        .strip())
     data_notes = _data_notes(counted)
     lines = [
-        f"- Scale: `{scale}`: seeds {settings.get('seeds')}; epochs {settings.get('epochs')}; "
-        f"training subsets {settings.get('train_size')} (null = whole split); "
-        f"validation {settings.get('val_size')}; IMDB tokens {settings.get('imdb_max_length')}; "
-        f"CIFAR-10-C corruptions {settings.get('cifar10c_corruptions') or 'all 15'} "
-        f"(configs/scale/{scale}.yaml)",
+        f"- Scale: `{scale}` (configs/scale/{scale}.yaml): " + "; ".join(
+            f"{k} {v}" for k, v in settings.items() if k != "name")
+        + " (train_size null = the whole split)",
         f"- Report commit: `{git_state()}`; run commits: "
         f"{', '.join(f'`{c}`' for c in commits) or 'none'}",
         f"- Hardware: {'; '.join(hardware) or 'unknown'}",
@@ -151,6 +150,11 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
         f"- Sweeps: {', '.join(f'`python -m midl.train {s}`' for s in sweeps) or 'none'}",
     ]
     lines += [f"- Data: {n}" for n in data_notes]
+    recorded = _distinct(counted, lambda r: json.dumps(r.record["config"]["scale"],
+                                                       sort_keys=True))
+    if recorded and recorded != [json.dumps(settings, sort_keys=True)]:
+        lines.append("- WARNING: the counted runs were made with other scale settings than "
+                     f"configs/scale/{scale}.yaml now holds: {'; '.join(recorded)}")
     return lines
 
 
