@@ -4,6 +4,8 @@ Loss: cross-entropy plus the sum of every block's ``aux_loss()`` (if a block has
 Metrics per stage (``train/``, ``val/``, ``test/``): ``loss``, ``acc`` (top-1 accuracy),
 ``f1`` (macro F1 over classes, torchmetrics), and ``anr``, the active neuron ratio averaged
 over samples and over the blocks that report one (see each block's ``active_neuron_ratio``).
+Validation and test also log each block's ``extra_metrics()`` as ``{stage}/{block}/{key}``
+(e.g. ``test/block/p``, concrete dropout's learned rate), averaged over batches.
 
 The test stage also logs (definitions in :mod:`midl.metrics`):
 
@@ -103,6 +105,10 @@ class ClassificationModule(pl.LightningModule):
         self.test_block_anr = nn.ModuleList(MeanMetric() for _ in self.anr_blocks)
         self.test_flops: FlopReport | None = None
         self.aux_blocks = [m for m in net.modules() if callable(getattr(m, "aux_loss", None))]
+        # Blocks with further scalars to report (e.g. concrete dropout's learned p, a Switch
+        # layer's routed fraction): logged in validation and test as {stage}/{name}/{key}.
+        self.extra_blocks = [(name, m) for name, m in net.named_modules()
+                             if callable(getattr(m, "extra_metrics", None))]
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits (B, num_classes) for a batch ``x``."""
@@ -129,6 +135,11 @@ class ClassificationModule(pl.LightningModule):
             anr_metric = getattr(self, f"{stage}_anr")
             anr_metric.update(anr, weight=len(y))
             self.log(f"{stage}/anr", anr_metric, on_step=False, on_epoch=True)
+        if stage != "train":
+            for name, block in self.extra_blocks:
+                for key, value in block.extra_metrics().items():
+                    self.log(f"{stage}/{name}/{key}", value.detach().float(), on_step=False,
+                             on_epoch=True, batch_size=len(y))
         if stage == "test":
             self._update_test_metrics(logits.detach(), y)
         return loss

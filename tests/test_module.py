@@ -41,3 +41,12 @@ def test_stage_metrics_match_scikit_learn():
     assert module.test_anr.compute().item() == pytest.approx(2 / 8)
     with pytest.raises(ValueError, match="positive_class=3"):
         ClassificationModule(net, 3, torch.optim.Adam, positive_class=3)
+
+
+def test_block_extra_metrics_are_logged_in_test(compose_cfg):
+    from midl.train import train
+
+    record = train(compose_cfg(["block=concrete_dropout", "debug=fdr"]))
+    # one training step moves the learned rate only slightly from its initial p = 0.1
+    assert record["test"]["test/block/p"] == pytest.approx(0.1, abs=0.01)
+    assert record["test"]["test/block/p"] != 0.1
