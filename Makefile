@@ -98,3 +98,8 @@ figures: install svhn-fixture ## Figures 3 (MI vs activation frequency) and 4 (t
 
 svhn-fixture: install ## SVHN-layout fixture from MNIST when the real SVHN files are absent
 	$(if $(SVHN_FIXTURE),MIDL_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) scripts/make_svhn_fixture.py $(SVHN_FIXTURE),@echo "real SVHN files in $(DATA_DIR)/svhn")
+
+# Benchmarks (issue 7): ratios timed side by side in one process -> results/bench/<device>.json
+.PHONY: bench
+bench: install ## Benchmark suite: block cost vs GEMM floor, baselines, framework overhead; ARGS="--smoke"
+	$(PY) -m midl.bench $(ARGS)

@@ -1,0 +1,484 @@
+"""Benchmark suite (issue 7): ``python -m midl.bench`` / ``make bench``.
+
+Every figure is a ratio of two timings taken side by side in this one process: the candidates
+of a comparison are timed in interleaved rounds (``torch.utils.benchmark``, fixed thread count,
+warm-up first), each round gives one ratio, and the table shows the median ratio and its
+inter-quartile range (IQR) over the rounds. A loaded machine slows both sides of a ratio alike,
+so the ratios hold where absolute times do not. Results go to ``results/bench/<device>.json``
+(written atomically).
+
+Sections:
+
+- ``block_cost``: forward (eval, no grad) and forward+backward (train mode, input requiring
+  grad) of :class:`midl.blocks.MIDLayer` (fused and reference paths), F2 alone and
+  ``nn.Linear(d, d)`` at d in {256, 512, 1024}, batch 1, 64, 256, with FLOPs counted by
+  ``FlopCounterMode``; plus MID-L's GEMM floor: the same matrix multiplications (forward: its
+  five projections; backward: their input and weight gradients) run alone on preallocated
+  tensors. ``midl_fused/gemm_floor`` is the issue's target ratio (<= 1.3 at d = 512, batch 64).
+- ``baselines``: every block of ``configs/block/`` at d = 512, batch 64, forward+backward,
+  against ``nn.Linear`` and MID-L.
+- ``overhead``: one MNIST-MLP-shaped epoch (synthetic tensors of MNIST's shape, batch 64) of the
+  ``midl.train`` machinery (Hydra config, Lightning module and trainer) against a plain
+  PyTorch loop with the same model, optimiser, batch size and number of steps; and the
+  training loader's sample rate against the training-step rate.
+
+``--smoke`` runs tiny sizes with one round (what the test suite runs; no timing meaning).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils import benchmark
+from torch.utils.flop_counter import FlopCounterMode
+
+from midl.blocks import MIDLayer
+from midl.blocks.midl import rich_path
+from midl.io import atomic_write_json
+
+REPO = Path(__file__).resolve().parent.parent
+BLOCK_DIR = REPO / "configs" / "block"
+
+
+# ------------------------------------------------------------------------------------------
+# timing helpers
+
+
+def _quartiles(values: list[float]) -> dict[str, float]:
+    """Median and IQR (q3 - q1) of ``values``; IQR 0 for fewer than two values."""
+    med = statistics.median(values)
+    if len(values) < 2:
+        return {"median": med, "iqr": 0.0, "n": len(values)}
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return {"median": med, "iqr": q[2] - q[0], "n": len(values)}
+
+
+def time_side_by_side(fns: dict[str, Callable[[], Any]], rounds: int, min_run_time: float,
+                      threads: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds per call of each function, one median per round, rounds interleaved.
+
+    Each round times every candidate once with ``Timer.blocked_autorange`` (which
+    synchronises CUDA), in the order given, so slow phases of a loaded machine hit all
+    candidates of a round.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+            out[name].append(timer.blocked_autorange(min_run_time=min_run_time).median)
+    return out
+
+
+def _ratio(times: dict[str, list[float]], num: str, den: str) -> dict[str, float]:
+    """Median and IQR over rounds of the per-round ratio ``num / den``."""
+    return _quartiles([a / b for a, b in zip(times[num], times[den], strict=True)])
+
+
+def _count_flops(fn: Callable[[], Any]) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+# ------------------------------------------------------------------------------------------
+# block cost
+
+
+def _fwd(model: nn.Module, x: Tensor) -> Callable[[], Any]:
+    def run() -> Tensor:
+        with torch.no_grad():
+            return model(x)
+    return run
+
+
+def _fwd_bwd(model: nn.Module, x: Tensor, grad: Tensor) -> Callable[[], Any]:
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def run() -> None:
+        for p in params:
+            p.grad = None
+        x.grad = None
+        model(x).backward(grad)
+    return run
+
+
+def midl_gemms(layer: MIDLayer) -> list[tuple[int, int]]:
+    """(in, out) sizes of MID-L's five projections: gate, F1 down/up, F2 first/second."""
+    return [(m.in_features, m.out_features)
+            for m in (layer.gate, layer.f1[0], layer.f1[1], layer.f2[0], layer.f2[2])]
+
+
+def gemm_floor(shapes: list[tuple[int, int]], rows: int, backward: bool, device: torch.device,
+               dtype: torch.dtype = torch.float32) -> Callable[[], Any]:
+    """The matrix multiplications of linear layers ``shapes`` at ``rows`` rows, run alone.
+
+    Forward: Y = X W^T per layer. With ``backward``, also dX = dY W and dW = dY^T X per layer.
+    Operands and outputs are preallocated (``torch.mm(..., out=...)``): no allocation, no
+    element-wise work, no autograd, no Python module calls; a lower bound for the layer.
+    """
+    ops: list[tuple[Tensor, Tensor, Tensor]] = []
+    for fan_in, fan_out in shapes:
+        x = torch.randn(rows, fan_in, device=device, dtype=dtype)
+        w = torch.randn(fan_out, fan_in, device=device, dtype=dtype)
+        y = torch.empty(rows, fan_out, device=device, dtype=dtype)
+        ops.append((x, w.t(), y))
+        if backward:
+            gy = torch.randn(rows, fan_out, device=device, dtype=dtype)
+            ops.append((gy, w, torch.empty(rows, fan_in, device=device, dtype=dtype)))
+            ops.append((gy.t(), x, torch.empty(fan_out, fan_in, device=device, dtype=dtype)))
+
+    def run() -> None:
+        for a, b, out in ops:
+            torch.mm(a, b, out=out)
+    return run
+
+
+def block_cost(dims: list[int], batches: list[int], rounds: int, min_run_time: float,
+               threads: int, device: torch.device) -> list[dict[str, Any]]:
+    rows = []
+    for d in dims:
+        torch.manual_seed(0)
+        fused = MIDLayer(d, fused=True).to(device)
+        reference = MIDLayer(d, fused=False).to(device)
+        reference.load_state_dict(fused.state_dict())
+        models = {"midl_fused": fused, "midl_reference": reference,
+                  "f2": rich_path(d).to(device), "linear": nn.Linear(d, d).to(device)}
+        for batch in batches:
+            for mode in ("fwd", "fwd+bwd"):
+                x = torch.randn(batch, d, device=device, requires_grad=mode == "fwd+bwd")
+                grad = torch.randn(batch, d, device=device)
+                fns: dict[str, Callable[[], Any]] = {}
+                for name, model in models.items():
+                    model.train(mode == "fwd+bwd")
+                    fns[name] = (_fwd(model, x) if mode == "fwd"
+                                 else _fwd_bwd(model, x, grad))
+                fns["gemm_floor"] = gemm_floor(midl_gemms(fused), batch, mode == "fwd+bwd",
+                                               device)
+                flops = {name: _count_flops(fn) for name, fn in fns.items()}
+                times = time_side_by_side(fns, rounds, min_run_time, threads)
+                rows.append({
+                    "d": d, "batch": batch, "pass": mode,
+                    "time_s": {n: _quartiles(t) for n, t in times.items()},
+                    "flops": flops,
+                    "ratios": {
+                        "midl_fused/gemm_floor": _ratio(times, "midl_fused", "gemm_floor"),
+                        "midl_reference/gemm_floor": _ratio(times, "midl_reference",
+                                                            "gemm_floor"),
+                        "midl_fused/midl_reference": _ratio(times, "midl_fused",
+                                                            "midl_reference"),
+                        "midl_fused/f2": _ratio(times, "midl_fused", "f2"),
+                        "midl_fused/linear": _ratio(times, "midl_fused", "linear"),
+                    },
+                })
+                print(_block_row(rows[-1]), flush=True)
+    return rows
+
+
+def _fmt(q: dict[str, float], scale: float = 1.0, digits: int = 2) -> str:
+    return f"{q['median'] * scale:.{digits}f}±{q['iqr'] * scale:.{digits}f}"
+
+
+BLOCK_HEADER = (f"{'d':>5} {'B':>4} {'pass':>7} | {'fused ms':>8} {'ref ms':>8} {'F2 ms':>8} "
+                f"{'lin ms':>8} {'floor ms':>8} | {'fused/floor':>11} {'ref/floor':>11} "
+                f"{'fused/ref':>11} {'fused/F2':>11} {'fused/lin':>11}")
+
+
+def _block_row(r: dict[str, Any]) -> str:
+    t, q = r["time_s"], r["ratios"]
+    ms = " ".join(f"{t[n]['median'] * 1e3:8.3f}"
+                  for n in ("midl_fused", "midl_reference", "f2", "linear", "gemm_floor"))
+    ratios = " ".join(f"{_fmt(q[n]):>11}" for n in (
+        "midl_fused/gemm_floor", "midl_reference/gemm_floor", "midl_fused/midl_reference",
+        "midl_fused/f2", "midl_fused/linear"))
+    return f"{r['d']:>5} {r['batch']:>4} {r['pass']:>7} | {ms} | {ratios}"
+
+
+# ------------------------------------------------------------------------------------------
+# baseline blocks
+
+
+def baseline_blocks(dim: int) -> dict[str, nn.Module]:
+    """Every block of ``configs/block/*.yaml`` built at ``dim`` as the backbones build it."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    blocks = {}
+    for path in sorted(BLOCK_DIR.glob("*.yaml")):
+        torch.manual_seed(0)
+        blocks[path.stem] = instantiate(OmegaConf.load(path))(dim=dim)
+    return blocks
+
+
+def baselines(dim: int, batch: int, rounds: int, min_run_time: float, threads: int,
+              device: torch.device) -> list[dict[str, Any]]:
+    blocks = {name: b.to(device).train() for name, b in baseline_blocks(dim).items()}
+    blocks["linear"] = nn.Linear(dim, dim).to(device)
+    x = torch.randn(batch, dim, device=device, requires_grad=True)
+    grad = torch.randn(batch, dim, device=device)
+    fns = {name: _fwd_bwd(b, x, grad) for name, b in blocks.items()}
+    flops = {name: _count_flops(fn) for name, fn in fns.items()}
+    times = time_side_by_side(fns, rounds, min_run_time, threads)
+    rows = []
+    for name in blocks:
+        rows.append({"block": name, "d": dim, "batch": batch, "pass": "fwd+bwd",
+                     "time_s": _quartiles(times[name]), "flops": flops[name],
+                     "ratios": {"/linear": _ratio(times, name, "linear"),
+                                "/midl": _ratio(times, name, "midl")}})
+        print(f"{name:>16} | {rows[-1]['time_s']['median'] * 1e3:8.3f} ms | "
+              f"{flops[name] / 1e6:9.2f} MFLOP | /linear {_fmt(rows[-1]['ratios']['/linear'])}"
+              f" | /midl {_fmt(rows[-1]['ratios']['/midl'])}", flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
+# framework overhead and data rate
+
+
+def synthetic_mnist(samples: int, batch_size: int) -> Any:
+    """A :class:`midl.data.base.InMemoryDataModule` of random uint8 images of MNIST's shape
+    (``samples`` training images, one batch of validation), so no data files are needed."""
+    from midl.data.base import InMemoryDataModule, Splits
+
+    class SyntheticMNIST(InMemoryDataModule):
+        name = "synthetic_mnist"
+        num_classes = 10
+        input_shape = (1, 28, 28)
+
+        def load(self) -> Splits:
+            g = torch.Generator().manual_seed(0)
+            n = samples + batch_size
+            x = torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+            y = torch.randint(0, 10, (n,), generator=g)
+            return Splits(x, y, x[:batch_size], y[:batch_size])
+
+    return SyntheticMNIST(batch_size=batch_size, val_size=batch_size)
+
+
+def _compose(overrides: list[str]) -> Any:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from midl.config import register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "configs")):
+        return compose("train", overrides=overrides)
+
+
+def framework_epoch(cfg: Any, datamodule: Any, out_dir: Path) -> tuple[float, nn.Module]:
+    """Seconds of ``trainer.fit`` for one epoch, built as :func:`midl.train.train` builds it
+    (model, Lightning module, callbacks: checkpoints, progress bar, guards; CSV logger)."""
+    import lightning.pytorch as pl
+    from hydra.utils import instantiate
+
+    from midl.module import ClassificationModule
+
+    torch.manual_seed(0)
+    net = instantiate(cfg.model, block=instantiate(cfg.block),
+                      input_shape=datamodule.input_shape, num_classes=datamodule.num_classes)
+    initial = copy.deepcopy(net)
+    module = ClassificationModule(net, num_classes=datamodule.num_classes,
+                                  optimizer=instantiate(cfg.optimizer), positive_class=None)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    return time.perf_counter() - start, initial
+
+
+def plain_epoch(net: nn.Module, datamodule: Any, optimizer: Any, device: torch.device) -> float:
+    """Seconds of a plain PyTorch epoch: the same model, optimiser, batch size and steps, on
+    the data module's in-memory tensors (shuffled, standardised per batch as it does)."""
+    import torch.nn.functional as F
+
+    net = net.to(device).train()
+    opt = optimizer(net.parameters())
+    x_all, y_all = datamodule.train_set.x.to(device), datamodule.train_set.y.to(device)
+    mean, std = datamodule.mean.to(device), datamodule.std.to(device)
+    batch = datamodule.batch_size
+    start = time.perf_counter()
+    order = torch.randperm(len(y_all), device=device)
+    for i in range(0, len(order), batch):
+        idx = order[i:i + batch]
+        x = (x_all[idx].float() - mean) / std
+        loss = F.cross_entropy(net(x), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def loader_epoch(datamodule: Any, device: torch.device) -> float:
+    """Seconds to draw one epoch from the training loader, moved and transformed as the
+    trainer does (``on_after_batch_transfer``), with no model."""
+    start = time.perf_counter()
+    for x, y in datamodule.train_dataloader():
+        datamodule.transform(x.to(device), train=True)
+        y.to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def overhead(samples: int, batch: int, rounds: int, threads: int,
+             device: torch.device) -> dict[str, Any]:
+    """midl.train epoch / plain epoch, and loader rate / step rate, in interleaved rounds."""
+    import logging
+    import tempfile
+    import warnings
+
+    from hydra.utils import instantiate
+
+    torch.set_num_threads(threads)
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    datamodule = synthetic_mnist(samples, batch)
+    datamodule.setup("fit")
+    times: dict[str, list[float]] = {"midl_train": [], "plain": [], "loader": []}
+    for logger_name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(logger_name).setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for r in range(rounds):
+            cfg = _compose(["model=mlp", "block=midl", "logger=csv", "callbacks=default",
+                            f"trainer.accelerator={accelerator}", "trainer.max_epochs=1",
+                            f"paths.output_dir={tmp}/{r}",
+                            f"data.batch_size={batch}"])
+            seconds, initial = framework_epoch(cfg, datamodule, Path(tmp) / str(r))
+            times["midl_train"].append(seconds)
+            times["plain"].append(plain_epoch(initial, datamodule, instantiate(cfg.optimizer),
+                                              device))
+            times["loader"].append(loader_epoch(datamodule, device))
+    n = len(datamodule.train_set)
+    steps = -(-n // batch)
+    result = {
+        "model": "MLP 784 -> 256 -> MID-L(256) -> 10 (configs/model/mlp.yaml, block=midl)",
+        "data": f"synthetic uint8 (N, 1, 28, 28), {n} training samples, one val batch",
+        "batch": batch, "steps": steps, "rounds": rounds,
+        "time_s": {k: _quartiles(v) for k, v in times.items()},
+        "ratios": {
+            "midl_train/plain": _ratio(times, "midl_train", "plain"),
+            # loader samples/s over training samples/s = plain step time / loader time
+            "loader_rate/step_rate": _ratio(times, "plain", "loader"),
+        },
+        "note": "midl_train includes Trainer setup, one validation batch, the epoch-end "
+                "checkpoint and CSV log; plain is the training loop alone",
+    }
+    q = result["ratios"]
+    print(f"midl.train epoch {result['time_s']['midl_train']['median']:.2f} s | plain "
+          f"{result['time_s']['plain']['median']:.2f} s | loader "
+          f"{result['time_s']['loader']['median']:.3f} s | midl_train/plain "
+          f"{_fmt(q['midl_train/plain'])} | loader rate/step rate "
+          f"{_fmt(q['loader_rate/step_rate'], digits=1)}", flush=True)
+    return result
+
+
+def _uptime() -> str:
+    try:
+        load = os.getloadavg()
+        return f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs"
+    except OSError:
+        return "load unknown"
+
+
+def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    result: dict[str, Any] = {
+        "device": args.device,
+        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                        else platform.processor() or platform.machine()),
+        "torch": torch.__version__, "python": platform.python_version(),
+        "threads": args.threads, "smoke": args.smoke, "rounds": args.rounds,
+        "min_run_time_s": args.min_run_time,
+        "load_before": _uptime(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": " ".join([Path(sys.executable).name, "-m", "midl.bench", *args.argv]),
+    }
+    sections = set(args.sections)
+    if "block_cost" in sections:
+        print(f"\n== block cost ({args.device}, {args.threads} threads, {args.rounds} rounds; "
+              "ratio = median±IQR over rounds)\n" + BLOCK_HEADER, flush=True)
+        result["block_cost"] = block_cost(args.dims, args.batches, args.rounds,
+                                          args.min_run_time, args.threads, device)
+    if "baselines" in sections:
+        print(f"\n== baseline blocks, d={args.baseline_dim}, batch {args.baseline_batch}, "
+              "fwd+bwd", flush=True)
+        result["baselines"] = baselines(args.baseline_dim, args.baseline_batch, args.rounds,
+                                        args.min_run_time, args.threads, device)
+    if "overhead" in sections:
+        print(f"\n== framework overhead: MNIST-shaped MLP + MID-L, {args.overhead_samples} "
+              f"samples, batch {args.overhead_batch}, one epoch", flush=True)
+        result["overhead"] = overhead(args.overhead_samples, args.overhead_batch,
+                                      args.overhead_rounds, args.threads, device)
+    result["load_after"] = _uptime()
+    return result
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m midl.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, one round (for tests; the timings mean nothing)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: half the CPUs, 1 to 8)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (7)")
+    parser.add_argument("--min-run-time", type=float, default=None,
+                        help="seconds per candidate per round (0.2)")
+    parser.add_argument("--dims", type=int, nargs="+", default=None)
+    parser.add_argument("--batches", type=int, nargs="+", default=None)
+    parser.add_argument("--sections", nargs="+", default=["block_cost", "baselines", "overhead"],
+                        choices=["block_cost", "baselines", "overhead"])
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output JSON (default results/bench/<device>.json; smoke: none)")
+    args = parser.parse_args(argv)
+    args.argv = list(argv)
+    smoke = args.smoke
+    # half the CPUs (1 on the 2-core machine): a loaded machine's other jobs then cost the
+    # candidates of a round alike instead of stalling a multi-threaded GEMM
+    args.threads = args.threads or max(1, min((os.cpu_count() or 2) // 2, 8))
+    args.rounds = args.rounds or (1 if smoke else 7)
+    args.min_run_time = args.min_run_time or (1e-4 if smoke else 0.2)
+    args.dims = args.dims or ([16] if smoke else [256, 512, 1024])
+    args.batches = args.batches or ([1, 4] if smoke else [1, 64, 256])
+    args.baseline_dim = 16 if smoke else 512
+    args.baseline_batch = 4 if smoke else 64
+    args.overhead_samples = 256 if smoke else 60_000
+    args.overhead_batch = 64
+    args.overhead_rounds = 1 if smoke else 3
+    if args.out is None and not smoke:
+        args.out = REPO / "results" / "bench" / f"{args.device.split(':')[0]}.json"
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    result = run_benchmarks(args)
+    if args.out is not None:
+        atomic_write_json(args.out, result)
+        print(f"\nwrote {args.out}")
+    print(result["load_after"])
+    return result
+
+
+if __name__ == "__main__":
+    main()

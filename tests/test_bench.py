@@ -1,0 +1,60 @@
+"""`python -m midl.bench --smoke` produces every field (issue 7). No timing thresholds."""
+
+from __future__ import annotations
+
+import json
+
+from midl import bench
+
+
+def _check_quartiles(q):
+    assert set(q) >= {"median", "iqr", "n"}
+    assert q["median"] > 0 and q["iqr"] >= 0
+
+
+def test_smoke_bench_writes_every_field(tmp_path):
+    out = tmp_path / "bench" / "cpu.json"
+    result = bench.main(["--smoke", "--device", "cpu", "--out", str(out)])
+    written = json.loads(out.read_text())
+    assert written["smoke"] is True and written["device"] == "cpu"
+    for key in ("device_name", "torch", "threads", "rounds", "load_before", "load_after",
+                "command"):
+        assert key in written
+
+    rows = written["block_cost"]
+    assert {(r["d"], r["batch"], r["pass"]) for r in rows} == {
+        (16, b, p) for b in (1, 4) for p in ("fwd", "fwd+bwd")}
+    for row in rows:
+        assert set(row["time_s"]) == {"midl_fused", "midl_reference", "f2", "linear",
+                                      "gemm_floor"}
+        for q in row["time_s"].values():
+            _check_quartiles(q)
+        assert set(row["flops"]) == set(row["time_s"])
+        assert all(f > 0 for f in row["flops"].values())
+        assert set(row["ratios"]) == {"midl_fused/gemm_floor", "midl_reference/gemm_floor",
+                                      "midl_fused/midl_reference", "midl_fused/f2",
+                                      "midl_fused/linear"}
+        for q in row["ratios"].values():
+            _check_quartiles(q)
+    # same GEMMs: the floor counts MID-L's FLOPs (forward; backward adds 2 GEMMs per layer)
+    fwd = next(r for r in rows if r["pass"] == "fwd")
+    assert fwd["flops"]["gemm_floor"] == fwd["flops"]["midl_reference"]
+
+    names = {r["block"] for r in written["baselines"]}
+    assert {"midl", "dropout", "switch", "loramoe", "gumbel", "linear"} <= names
+    for row in written["baselines"]:
+        _check_quartiles(row["time_s"])
+        assert set(row["ratios"]) == {"/linear", "/midl"}
+
+    over = written["overhead"]
+    assert set(over["time_s"]) == {"midl_train", "plain", "loader"}
+    assert set(over["ratios"]) == {"midl_train/plain", "loader_rate/step_rate"}
+    for q in [*over["time_s"].values(), *over["ratios"].values()]:
+        _check_quartiles(q)
+    assert result["block_cost"] == written["block_cost"]
+
+
+def test_gemm_floor_shapes_follow_the_layer():
+    from midl.blocks import MIDLayer
+
+    assert bench.midl_gemms(MIDLayer(8, rank=3)) == [(8, 8), (8, 3), (3, 8), (8, 8), (8, 8)]
