@@ -291,8 +291,10 @@ def report_figures(runs: list[Run], scale: str, out: Path, force: bool,
             extra = ""
             if eval_name == "smi":
                 smi = (run.analysis("smi") or {}).get("smi", {})
+                rho = smi.get("mi_frequency_spearman")
                 extra = (f"; SMI {smi.get('embedding', {}).get('smi', float('nan')):.4f} nats, "
-                         f"Spearman(MI, frequency) {smi.get('mi_frequency_spearman')}")
+                         f"Spearman(MI, frequency) "
+                         f"{'n/a' if rho is None else format(rho, '.3f')}")
             lines.append(f"- {figure} {label}: ![{figure} {label}]({target.name}) "
                          f"(from `{source}`{extra})")
     lines += ["", "Figure 3: per-neuron MI with the labels vs activation frequency of the "
