@@ -102,11 +102,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     test_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                     if k.startswith("test/")}
+    # Test sets made of several parts (CIFAR-10-C: 15 corruptions) also report each part.
+    per_part = (datamodule.evaluate(module.net, device=module.device)
+                if callable(getattr(datamodule, "evaluate", None)) else None)
     record = {
         "task_name": cfg.task_name,
         "seed": cfg.seed,
         "test": test_metrics,
         "tested_checkpoint": ckpt_path or "final weights",
+        **({"test_parts": per_part} if per_part is not None else {}),
         "epochs_trained": trainer.current_epoch,
         "resumed_from": resume_from,
         "data": datamodule.summary(),
