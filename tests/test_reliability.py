@@ -106,6 +106,9 @@ def test_failing_sweep_job_is_recorded_and_others_complete(tmp_path):
 def test_interrupted_atomic_write_leaves_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "metrics.json"
     atomic_write_json(path, {"acc": 0.9})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
     def crash(fd):
         raise OSError("disk full")
