@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -40,3 +41,32 @@ def _umask() -> int:
 def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically (see :func:`atomic_write_text`)."""
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def file_digest(path: str | Path) -> dict[str, int | str]:
+    """Size in bytes and SHA-256 of a file: ``{"size": ..., "sha256": ...}``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return {"size": Path(path).stat().st_size, "sha256": digest.hexdigest()}
+
+
+def write_digest(path: str | Path) -> Path:
+    """Record ``path``'s size and SHA-256 beside it (``<name>.digest.json``), atomically."""
+    return atomic_write_json(f"{path}.digest.json", file_digest(path))
+
+
+def verify_digest(path: str | Path) -> bool:
+    """True if ``path`` exists and matches the size and SHA-256 recorded by
+    :func:`write_digest`; False if it is missing, has no record, or differs (a cache file
+    that fails this check must be rebuilt, not used)."""
+    record = Path(f"{path}.digest.json")
+    if not Path(path).exists() or not record.exists():
+        return False
+    try:
+        expected = json.loads(record.read_text())
+    except json.JSONDecodeError:
+        return False
+    return (Path(path).stat().st_size == expected.get("size")
+            and file_digest(path) == expected)

@@ -85,14 +85,23 @@ def read_released(folder: Path, name: str, severity: int, n: int | None = None
     return np.array(images[block]), np.asarray(labels[block], dtype=np.int64)
 
 
+def _block_md5(images: np.ndarray) -> str:
+    """MD5 of one cached block's bytes (shape and dtype included), to verify it before use."""
+    digest = hashlib.md5(usedforsecurity=False)
+    digest.update(f"{images.shape}{images.dtype}".encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()
+
+
 class CorruptionCache:
     """Generated CIFAR-10-C in the released layout, filled one (corruption, severity) block at
     a time: ``<root>/<corruption>.npy`` (5 n, 32, 32, 3) uint8, ``labels.npy`` and
     ``manifest.json`` (``generated: true``, the seed, the source, the blocks done).
 
     Each block is written into a memory-mapped file that is first created whole (zeros) through
-    a temporary file and ``os.replace``; the manifest is rewritten atomically after a block is
-    flushed, so an interrupted generation is redone, never half-used.
+    a temporary file and ``os.replace``; the manifest, with each block's MD5, is rewritten
+    atomically after a block is flushed. A block is used only if its MD5 matches the manifest,
+    so an interrupted generation or a damaged file is regenerated, never used.
 
     Args:
         root: the folder (created).
@@ -147,8 +156,12 @@ class CorruptionCache:
         manifest = self.manifest()
         if severity in manifest["done"].get(name, []) and path.exists():
             images = np.array(np.load(path, mmap_mode="r")[block])
-            if images.any():  # a block that is all zeros was lost; regenerate it
+            expected = manifest.get("md5", {}).get(f"{name}:{severity}")
+            if expected is not None and _block_md5(images) == expected:
                 return images
+            # a lost (all zeros), damaged or unchecked block is generated again, never used
+            log.warning("cached CIFAR-10-C %s severity %d in %s fails its checksum; "
+                        "regenerating it", name, severity, path)
         log.info("generating CIFAR-10-C %s severity %d (seed %d) into %s", name, severity,
                  self.seed, path)
         images = corrupt(self.clean, name, severity, seed=self.seed)
@@ -166,6 +179,7 @@ class CorruptionCache:
         del arr
         manifest = self.manifest()  # re-read: another corruption may have been added
         manifest["done"][name] = sorted(set(manifest["done"].get(name, [])) | {severity})
+        manifest.setdefault("md5", {})[f"{name}:{severity}"] = _block_md5(images)
         atomic_write_json(self.manifest_path, manifest)
         return images
 

@@ -20,7 +20,7 @@ import torch
 
 from midl.data.base import InMemoryDataModule, Splits
 from midl.data.formats import md5sum
-from midl.io import atomic_write_text
+from midl.io import atomic_write_text, verify_digest, write_digest
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,9 @@ class IMDBDataModule(InMemoryDataModule):
         source = self._source_id()
         if source is not None:
             path = cache / f"tokens-{self._cache_key(source)}.pt"
-            if path.exists():
+            if path.exists() and not verify_digest(path):
+                log.warning("IMDB cache %s fails its size/SHA-256 check; rebuilding", path)
+            elif path.exists():
                 try:
                     blob = torch.load(path, weights_only=True)
                     self.cache_path, self.vocab_size = path, int(blob["vocab_size"])
@@ -205,6 +207,7 @@ class IMDBDataModule(InMemoryDataModule):
         try:
             torch.save(blob, tmp)
             os.replace(tmp, self.cache_path)
+            write_digest(self.cache_path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
