@@ -237,10 +237,12 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Load the splits once, cut the validation slice and compute normalisation stats."""
-        # the seed in force now (seed_everything(seed) in midl.train) seeds every epoch's shuffle
-        self.shuffle_seed = torch.initial_seed()
         if self.train_set is not None:
             return
+        # the seed in force at the first set-up (seed_everything(seed) in midl.train) seeds
+        # every epoch's shuffle; later set-ups (e.g. for testing, after the per-epoch
+        # reseeding) keep it
+        self.shuffle_seed = torch.initial_seed()
         splits = self.load()
         gen = torch.Generator().manual_seed(self.split_seed)
         if self.train_per_class is None and self.train_size is None:
