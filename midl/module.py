@@ -92,7 +92,7 @@ class ClassificationModule(pl.LightningModule):
             "f1": f1,
         })
         # One metric object per stage (attributes, since ModuleDict keys may not be "train").
-        for stage in STAGES:
+        for stage in ("val", "test"):
             setattr(self, f"{stage}_metrics", metrics.clone(prefix=f"{stage}/"))
             setattr(self, f"{stage}_anr", MeanMetric())
         self.anr_blocks = blocks_of(net)
@@ -124,25 +124,62 @@ class ClassificationModule(pl.LightningModule):
         loss = F.cross_entropy(logits, y)
         for block in self.aux_blocks:
             loss = loss + block.aux_loss()
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=on_step,
-                 batch_size=len(y))
+        anr = self._active_neuron_ratio()
+        if stage == "train":
+            self._accumulate_train(loss.detach(), logits.detach(), y, anr)
+            return loss
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits.detach(), y)
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
-        anr = self._active_neuron_ratio()
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=True)
         if anr is not None:
             anr_metric = getattr(self, f"{stage}_anr")
             anr_metric.update(anr, weight=len(y))
             self.log(f"{stage}/anr", anr_metric, on_step=False, on_epoch=True)
-        if stage != "train":
-            for name, block in self.extra_blocks:
-                for key, value in block.extra_metrics().items():
-                    self.log(f"{stage}/{name}/{key}", value.detach().float(), on_step=False,
-                             on_epoch=True, batch_size=len(y))
+        for name, block in self.extra_blocks:
+            for key, value in block.extra_metrics().items():
+                self.log(f"{stage}/{name}/{key}", value.detach().float(), on_step=False,
+                         on_epoch=True, batch_size=len(y))
         if stage == "test":
             self._update_test_metrics(logits.detach(), y)
         return loss
+
+    def _accumulate_train(self, loss: Tensor, logits: Tensor, y: Tensor,
+                          anr: Tensor | None) -> None:
+        """Sum the training loss, correct predictions and ANR on the device, without a host
+        synchronisation, a metric object or a ``self.log`` call per step (Lightning's per-call
+        bookkeeping costs as much as a small model's step). The step loss goes to the progress
+        bar and logger every ``trainer.log_every_n_steps`` steps, epoch means at the epoch's
+        end (training F1 is not computed; validation and test log it)."""
+        batch_size = len(y)
+        self._train_sums["loss"] += loss * batch_size
+        self._train_sums["correct"] += (logits.argmax(-1) == y).sum()
+        if anr is not None:
+            self._train_sums["anr"] += anr.to(loss.device) * batch_size
+            self._train_sums["anr_n"] += batch_size
+        self._train_sums["n"] += batch_size
+        interval = self.trainer.log_every_n_steps if self._trainer is not None else 1
+        if interval and (self.global_step + 1) % interval == 0:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
+
+    def on_train_epoch_start(self) -> None:
+        """Reset the epoch sums; tell blocks with a schedule (e.g. annealed top-k) which
+        epoch starts."""
+        zero = torch.zeros((), device=self.device)
+        self._train_sums = {"loss": zero.clone(), "correct": zero.clone(), "anr": zero.clone(), "n": 0, "anr_n": 0}
+        for module in self.net.modules():
+            if callable(getattr(module, "set_epoch", None)):
+                module.set_epoch(self.current_epoch)
+
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's mean training loss, accuracy and ANR (``train/...``)."""
+        sums, n = self._train_sums, self._train_sums["n"]
+        if n == 0:
+            return
+        self.log("train/loss", sums["loss"] / n, prog_bar=True)
+        self.log("train/acc", sums["correct"] / n)
+        if sums["anr_n"]:
+            self.log("train/anr", sums["anr"] / sums["anr_n"])
 
     def _update_test_metrics(self, logits: Tensor, y: Tensor) -> None:
         """Threshold ANR, per-block ANR, ECE and Brier score of one test batch."""
@@ -196,12 +233,6 @@ class ClassificationModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_test_flops()
-
-    def on_train_epoch_start(self) -> None:
-        """Tell blocks with a schedule (e.g. annealed top-k) which epoch starts."""
-        for module in self.net.modules():
-            if callable(getattr(module, "set_epoch", None)):
-                module.set_epoch(self.current_epoch)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(self.parameters())
