@@ -17,10 +17,13 @@ Sections:
   tensors. ``midl_fused/gemm_floor`` is the issue's target ratio (<= 1.3 at d = 512, batch 64).
 - ``baselines``: every block of ``configs/block/`` at d = 512, batch 64, forward+backward,
   against ``nn.Linear`` and MID-L.
-- ``overhead``: one MNIST-MLP-shaped epoch (synthetic tensors of MNIST's shape, batch 64) of the
+- ``overhead``: one epoch (batch 64, synthetic tensors of MNIST's and CIFAR-10's shapes) of the
   ``midl.train`` machinery (Hydra config, Lightning module and trainer) against a plain
-  PyTorch loop with the same model, optimiser, batch size and number of steps; and the
-  training loader's sample rate against the training-step rate.
+  PyTorch loop with the same model, optimiser, batch size, number of steps and batch
+  transform (augmentation), for the MNIST MLP and the CIFAR-10 CNN; and the training
+  loader's sample rate against the training-step rate.
+- ``compile``: a training step of the MNIST MLP eager vs ``torch.compile`` (``compile=true``),
+  and the seconds the compilation takes.
 
 ``--smoke`` runs tiny sizes with one round (what the test suite runs; no timing meaning).
 """
@@ -48,6 +51,7 @@ from midl.blocks.midl import rich_path
 from midl.io import atomic_write_json
 
 REPO = Path(__file__).resolve().parent.parent
+SECTIONS = ("block_cost", "baselines", "overhead", "compile")
 BLOCK_DIR = REPO / "configs" / "block"
 
 
@@ -249,24 +253,39 @@ def baselines(dim: int, batch: int, rounds: int, min_run_time: float, threads: i
 # framework overhead and data rate
 
 
-def synthetic_mnist(samples: int, batch_size: int) -> Any:
-    """A :class:`midl.data.base.InMemoryDataModule` of random uint8 images of MNIST's shape
-    (``samples`` training images, one batch of validation), so no data files are needed."""
-    from midl.data.base import InMemoryDataModule, Splits
+# name -> (input shape, model config, augmentation, description)
+WORKLOADS: dict[str, tuple[tuple[int, ...], str, bool, str]] = {
+    "mnist_mlp": ((1, 28, 28), "mlp", False,
+                  "MLP 784 -> 256 -> MID-L(256) -> 10 (configs/model/mlp.yaml, block=midl)"),
+    "cifar10_cnn": ((3, 32, 32), "cnn", True,
+                    "CNN 32-64-128 -> 256 -> MID-L(256) -> 10 (configs/model/cnn.yaml, "
+                    "block=midl), random crop + flip on each training batch"),
+}
 
-    class SyntheticMNIST(InMemoryDataModule):
-        name = "synthetic_mnist"
+
+def synthetic_images(shape: tuple[int, ...], samples: int, batch_size: int,
+                     augment: bool) -> Any:
+    """A :class:`midl.data.base.InMemoryDataModule` of random uint8 images of ``shape``
+    (``samples`` training images, one batch of validation; CIFAR's random crop + flip when
+    ``augment``), so no data files are needed."""
+    from midl.data.base import InMemoryDataModule, Splits, random_crop_flip
+
+    class SyntheticImages(InMemoryDataModule):
+        name = "synthetic"
         num_classes = 10
-        input_shape = (1, 28, 28)
+        input_shape = shape
 
         def load(self) -> Splits:
             g = torch.Generator().manual_seed(0)
             n = samples + batch_size
-            x = torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+            x = torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
             y = torch.randint(0, 10, (n,), generator=g)
             return Splits(x, y, x[:batch_size], y[:batch_size])
 
-    return SyntheticMNIST(batch_size=batch_size, val_size=batch_size)
+        def augment_batch(self, x: Tensor) -> Tensor:
+            return random_crop_flip(x, padding=4, flip=True)
+
+    return SyntheticImages(batch_size=batch_size, val_size=batch_size, augment=augment)
 
 
 def _compose(overrides: list[str]) -> Any:
@@ -281,20 +300,18 @@ def _compose(overrides: list[str]) -> Any:
         return compose("train", overrides=overrides)
 
 
-def framework_epoch(cfg: Any, datamodule: Any, out_dir: Path) -> tuple[float, nn.Module]:
+def framework_epoch(cfg: Any, datamodule: Any) -> tuple[float, nn.Module]:
     """Seconds of ``trainer.fit`` for one epoch, built as :func:`midl.train.train` builds it
-    (model, Lightning module, callbacks: checkpoints, progress bar, guards; CSV logger)."""
+    (:func:`midl.train.build_module`; callbacks: checkpoints, progress bar, guards; CSV
+    logger). Returns the time and a copy of the network's initial weights."""
     import lightning.pytorch as pl
     from hydra.utils import instantiate
 
-    from midl.module import ClassificationModule
+    from midl.train import build_module
 
     torch.manual_seed(0)
-    net = instantiate(cfg.model, block=instantiate(cfg.block),
-                      input_shape=datamodule.input_shape, num_classes=datamodule.num_classes)
-    initial = copy.deepcopy(net)
-    module = ClassificationModule(net, num_classes=datamodule.num_classes,
-                                  optimizer=instantiate(cfg.optimizer), positive_class=None)
+    module = build_module(cfg, datamodule)
+    initial = copy.deepcopy(module.net)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
@@ -305,19 +322,19 @@ def framework_epoch(cfg: Any, datamodule: Any, out_dir: Path) -> tuple[float, nn
 
 def plain_epoch(net: nn.Module, datamodule: Any, optimizer: Any, device: torch.device) -> float:
     """Seconds of a plain PyTorch epoch: the same model, optimiser, batch size and steps, on
-    the data module's in-memory tensors (shuffled, standardised per batch as it does)."""
+    the data module's in-memory tensors (shuffled; augmented and standardised per batch by
+    the data module's own ``transform``, as in training)."""
     import torch.nn.functional as F
 
     net = net.to(device).train()
     opt = optimizer(net.parameters())
     x_all, y_all = datamodule.train_set.x.to(device), datamodule.train_set.y.to(device)
-    mean, std = datamodule.mean.to(device), datamodule.std.to(device)
     batch = datamodule.batch_size
     start = time.perf_counter()
     order = torch.randperm(len(y_all), device=device)
     for i in range(0, len(order), batch):
         idx = order[i:i + batch]
-        x = (x_all[idx].float() - mean) / std
+        x = datamodule.transform(x_all[idx], train=True)
         loss = F.cross_entropy(net(x), y_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -339,18 +356,20 @@ def loader_epoch(datamodule: Any, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def overhead(samples: int, batch: int, rounds: int, threads: int,
+def overhead(workload: str, samples: int, batch: int, rounds: int, threads: int,
              device: torch.device) -> dict[str, Any]:
-    """midl.train epoch / plain epoch, and loader rate / step rate, in interleaved rounds."""
+    """midl.train epoch / plain epoch, and loader rate / step rate, in interleaved rounds,
+    for one of :data:`WORKLOADS`."""
     import logging
     import tempfile
     import warnings
 
     from hydra.utils import instantiate
 
+    shape, model, augment, description = WORKLOADS[workload]
     torch.set_num_threads(threads)
     accelerator = "gpu" if device.type == "cuda" else "cpu"
-    datamodule = synthetic_mnist(samples, batch)
+    datamodule = synthetic_images(shape, samples, batch, augment)
     datamodule.setup("fit")
     times: dict[str, list[float]] = {"midl_train": [], "plain": [], "loader": []}
     for logger_name in ("lightning.pytorch", "lightning.fabric"):
@@ -358,21 +377,20 @@ def overhead(samples: int, batch: int, rounds: int, threads: int,
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for r in range(rounds):
-            cfg = _compose(["model=mlp", "block=midl", "logger=csv", "callbacks=default",
+            cfg = _compose([f"model={model}", "block=midl", "logger=csv", "callbacks=default",
                             f"trainer.accelerator={accelerator}", "trainer.max_epochs=1",
-                            f"paths.output_dir={tmp}/{r}",
-                            f"data.batch_size={batch}"])
-            seconds, initial = framework_epoch(cfg, datamodule, Path(tmp) / str(r))
+                            f"paths.output_dir={tmp}/{r}", f"data.batch_size={batch}"])
+            seconds, initial = framework_epoch(cfg, datamodule)
             times["midl_train"].append(seconds)
             times["plain"].append(plain_epoch(initial, datamodule, instantiate(cfg.optimizer),
                                               device))
             times["loader"].append(loader_epoch(datamodule, device))
     n = len(datamodule.train_set)
-    steps = -(-n // batch)
     result = {
-        "model": "MLP 784 -> 256 -> MID-L(256) -> 10 (configs/model/mlp.yaml, block=midl)",
-        "data": f"synthetic uint8 (N, 1, 28, 28), {n} training samples, one val batch",
-        "batch": batch, "steps": steps, "rounds": rounds,
+        "model": description,
+        "data": f"synthetic uint8 (N, {', '.join(map(str, shape))}), {n} training samples, "
+                "one val batch",
+        "batch": batch, "steps": -(-n // batch), "rounds": rounds,
         "time_s": {k: _quartiles(v) for k, v in times.items()},
         "ratios": {
             "midl_train/plain": _ratio(times, "midl_train", "plain"),
@@ -383,11 +401,54 @@ def overhead(samples: int, batch: int, rounds: int, threads: int,
                 "checkpoint and CSV log; plain is the training loop alone",
     }
     q = result["ratios"]
-    print(f"midl.train epoch {result['time_s']['midl_train']['median']:.2f} s | plain "
-          f"{result['time_s']['plain']['median']:.2f} s | loader "
+    print(f"{workload:12s} midl.train epoch {result['time_s']['midl_train']['median']:.2f} s | "
+          f"plain {result['time_s']['plain']['median']:.2f} s | loader "
           f"{result['time_s']['loader']['median']:.3f} s | midl_train/plain "
           f"{_fmt(q['midl_train/plain'])} | loader rate/step rate "
           f"{_fmt(q['loader_rate/step_rate'], digits=1)}", flush=True)
+    return result
+
+
+def compiled_step(batch: int, rounds: int, min_run_time: float, threads: int,
+                  device: torch.device) -> dict[str, Any]:
+    """One training step (forward, backward, Adam) of the MNIST MLP with MID-L, eager against
+    ``torch.compile`` (``nn.Module.compile``, the ``compile=true`` path), after the compiled
+    model's warm-up, which is timed separately (seconds of compilation)."""
+    import torch.nn.functional as F
+
+    from midl.backbones import MLP
+
+    torch.set_num_threads(threads)
+    x = torch.randn(batch, 1, 28, 28, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    steps: dict[str, Callable[[], Any]] = {}
+    warmup_s = 0.0
+    for name in ("eager", "compiled"):
+        torch.manual_seed(0)
+        net = MLP((1, 28, 28), 10, block=lambda d: MIDLayer(d)).to(device)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+        def step(net: nn.Module = net, opt: Any = opt) -> None:
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        if name == "compiled":
+            net.compile()
+            start = time.perf_counter()
+            step()
+            step()
+            warmup_s = time.perf_counter() - start
+        steps[name] = step
+    times = time_side_by_side(steps, rounds, min_run_time, threads)
+    result = {"model": WORKLOADS["mnist_mlp"][3], "batch": batch, "warmup_s": warmup_s,
+              "time_s": {k: _quartiles(v) for k, v in times.items()},
+              "ratios": {"compiled/eager": _ratio(times, "compiled", "eager")}}
+    print(f"train step eager {result['time_s']['eager']['median'] * 1e3:.2f} ms | compiled "
+          f"{result['time_s']['compiled']['median'] * 1e3:.2f} ms | compiled/eager "
+          f"{_fmt(result['ratios']['compiled/eager'])} | compilation {warmup_s:.1f} s",
+          flush=True)
     return result
 
 
@@ -425,10 +486,17 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
         result["baselines"] = baselines(args.baseline_dim, args.baseline_batch, args.rounds,
                                         args.min_run_time, args.threads, device)
     if "overhead" in sections:
-        print(f"\n== framework overhead: MNIST-shaped MLP + MID-L, {args.overhead_samples} "
-              f"samples, batch {args.overhead_batch}, one epoch", flush=True)
-        result["overhead"] = overhead(args.overhead_samples, args.overhead_batch,
-                                      args.overhead_rounds, args.threads, device)
+        print(f"\n== framework overhead: one epoch, batch {args.overhead_batch}, "
+              f"{args.overhead_rounds} rounds", flush=True)
+        result["overhead"] = {
+            name: overhead(name, samples, args.overhead_batch, args.overhead_rounds,
+                           args.threads, device)
+            for name, samples in args.overhead_samples.items()}
+    if "compile" in sections:
+        print(f"\n== torch.compile: one training step, batch {args.overhead_batch}",
+              flush=True)
+        result["compile"] = compiled_step(args.overhead_batch, args.rounds, args.min_run_time,
+                                          args.threads, device)
     result["load_after"] = _uptime()
     return result
 
@@ -446,8 +514,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seconds per candidate per round (0.2)")
     parser.add_argument("--dims", type=int, nargs="+", default=None)
     parser.add_argument("--batches", type=int, nargs="+", default=None)
-    parser.add_argument("--sections", nargs="+", default=["block_cost", "baselines", "overhead"],
-                        choices=["block_cost", "baselines", "overhead"])
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--out", type=Path, default=None,
                         help="output JSON (default results/bench/<device>.json; smoke: none)")
     args = parser.parse_args(argv)
@@ -462,7 +529,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.batches = args.batches or ([1, 4] if smoke else [1, 64, 256])
     args.baseline_dim = 16 if smoke else 512
     args.baseline_batch = 4 if smoke else 64
-    args.overhead_samples = 256 if smoke else 60_000
+    args.overhead_samples = ({"mnist_mlp": 256, "cifar10_cnn": 128} if smoke
+                             else {"mnist_mlp": 60_000, "cifar10_cnn": 10_000})
     args.overhead_batch = 64
     args.overhead_rounds = 1 if smoke else 3
     if args.out is None and not smoke:

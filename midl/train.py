@@ -49,15 +49,23 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, ClassificationModule
     """
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
+    return datamodule, build_module(cfg, datamodule)
+
+
+def build_module(cfg: DictConfig, datamodule: Any) -> ClassificationModule:
+    """The Lightning module of ``cfg`` (model with its block, optimizer) for a set-up data
+    module; with ``compile: true`` the network is compiled in place (``nn.Module.compile``,
+    so checkpoints keep their parameter names)."""
     shape_kwargs: dict[str, Any] = {"input_shape": datamodule.input_shape,
                                     "num_classes": datamodule.num_classes}
-    if datamodule.vocab_size is not None:
+    if getattr(datamodule, "vocab_size", None) is not None:
         shape_kwargs["vocab_size"] = datamodule.vocab_size
     net = instantiate(cfg.model, block=instantiate(cfg.block), **shape_kwargs)
-    module = ClassificationModule(net, num_classes=datamodule.num_classes,
-                                  optimizer=instantiate(cfg.optimizer),
-                                  positive_class=datamodule.positive_class)
-    return datamodule, module
+    if cfg.get("compile", False):
+        net.compile()
+    return ClassificationModule(net, num_classes=datamodule.num_classes,
+                                optimizer=instantiate(cfg.optimizer),
+                                positive_class=getattr(datamodule, "positive_class", None))
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

@@ -46,11 +46,15 @@ def test_smoke_bench_writes_every_field(tmp_path):
         _check_quartiles(row["time_s"])
         assert set(row["ratios"]) == {"/linear", "/midl"}
 
-    over = written["overhead"]
-    assert set(over["time_s"]) == {"midl_train", "plain", "loader"}
-    assert set(over["ratios"]) == {"midl_train/plain", "loader_rate/step_rate"}
-    for q in [*over["time_s"].values(), *over["ratios"].values()]:
-        _check_quartiles(q)
+    assert set(written["overhead"]) == {"mnist_mlp", "cifar10_cnn"}
+    for over in written["overhead"].values():
+        assert set(over["time_s"]) == {"midl_train", "plain", "loader"}
+        assert set(over["ratios"]) == {"midl_train/plain", "loader_rate/step_rate"}
+        for q in [*over["time_s"].values(), *over["ratios"].values()]:
+            _check_quartiles(q)
+    compiled = written["compile"]
+    assert set(compiled["time_s"]) == {"eager", "compiled"} and compiled["warmup_s"] > 0
+    _check_quartiles(compiled["ratios"]["compiled/eager"])
     assert result["block_cost"] == written["block_cost"]
 
 

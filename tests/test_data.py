@@ -240,3 +240,26 @@ def write_cifar10c(folder, clean_hwc: np.ndarray, labels, names) -> None:
         blocks = [np.clip(clean_hwc.astype(int) + s, 0, 255) for s in range(1, 6)]
         np.save(folder / f"{name}.npy", np.concatenate(blocks).astype(np.uint8))
     np.save(folder / "labels.npy", np.tile(np.asarray(labels), 5).astype(np.uint8))
+
+
+def test_splits_move_to_the_trainer_accelerator_once():
+    """``on_device``: on an accelerator the splits are moved there when a loader is built and
+    batches are cut there; on the CPU (or with on_device=False) nothing moves. The "meta"
+    device stands in for a GPU."""
+    from types import SimpleNamespace
+
+    def trainer_on(device):
+        return SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)))
+
+    dm = DigitsDataModule(batch_size=32)
+    dm.setup("fit")
+    dm.trainer = trainer_on("meta")
+    x, y = next(iter(dm.val_dataloader()))
+    assert x.device.type == y.device.type == dm.val_set.x.device.type == "meta"
+    assert x.shape[0] == 32 and dm.train_set.x.device.type == "cpu"  # moved when asked for
+    for on_device, device in ((True, "cpu"), (False, "meta")):
+        dm = DigitsDataModule(on_device=on_device)
+        dm.setup("fit")
+        dm.trainer = trainer_on(device)
+        next(iter(dm.val_dataloader()))
+        assert dm.val_set.x.device.type == "cpu"

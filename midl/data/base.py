@@ -50,8 +50,13 @@ class TensorBatches(torch.utils.data.Dataset):
         return len(self.y)
 
     def __getitem__(self, idx: list[int]) -> tuple[Tensor, Tensor]:
-        idx_t = torch.as_tensor(idx)
+        idx_t = torch.as_tensor(idx, device=self.x.device)
         return self.x[idx_t], self.y[idx_t]
+
+    def to(self, device: torch.device) -> TensorBatches:
+        """Move the whole split to ``device`` (in place); returns ``self``."""
+        self.x, self.y = self.x.to(device), self.y.to(device)
+        return self
 
 
 def random_crop_flip(x: Tensor, padding: int = 4, flip: bool = True) -> Tensor:
@@ -107,6 +112,9 @@ class InMemoryDataModule(pl.LightningDataModule):
             balanced subset of the official training split); ``None``: all.
         train_size: low-data regime: train on this many samples drawn uniformly; ``None``: all.
         subset_seed: seed of the low-data subset.
+        on_device: when the trainer runs on an accelerator (GPU), move each split there once
+            and cut batches there, so no batch is copied from the host (default True). On
+            the CPU it changes nothing.
 
     Order of operations in :meth:`setup`: (1) the low-data subset is drawn from the official
     training split (indices independent of ``split_seed``) and becomes the training part; the
@@ -137,7 +145,7 @@ class InMemoryDataModule(pl.LightningDataModule):
                  val_size: int | float = 5000, split_seed: int = 0, download: bool = False,
                  augment: bool = False, label_noise: float = 0.0, noise_seed: int = 0,
                  train_per_class: int | None = None, train_size: int | None = None,
-                 subset_seed: int = 0) -> None:
+                 subset_seed: int = 0, on_device: bool = True) -> None:
         super().__init__()
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -162,6 +170,7 @@ class InMemoryDataModule(pl.LightningDataModule):
             raise ValueError("data.train_per_class and data.train_size are both set: choose one")
         self.train_per_class = train_per_class
         self.train_size = train_size
+        self.on_device = on_device
         self.train_indices: Tensor | None = None  # indices into the official training split
         self.val_indices: Tensor | None = None
         self.clean_train_labels: Tensor | None = None
@@ -290,10 +299,21 @@ class InMemoryDataModule(pl.LightningDataModule):
             raise RuntimeError("call setup() before asking for a dataloader")
         # The shuffle depends on (run seed, epoch) only, and the loader draws nothing from the
         # global RNG, so a run resumed from a checkpoint replays the same batches.
+        device = self._training_device()
+        if device is not None:
+            dataset.to(device)
         sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed=self.shuffle_seed,
                                     position_fn=self._train_position if shuffle else None)
         return DataLoader(dataset, sampler=sampler, batch_size=None,
                           generator=torch.Generator().manual_seed(0))
+
+    def _training_device(self) -> torch.device | None:
+        """The trainer's accelerator when the splits should live there (``on_device``), else
+        ``None`` (CPU training, no trainer, or ``on_device=False``)."""
+        if not self.on_device or self.trainer is None:
+            return None
+        device = self.trainer.strategy.root_device
+        return None if device.type == "cpu" else device
 
     def _train_position(self) -> tuple[int, int] | None:
         """(epoch about to be trained, batches of it already trained) for the sampler."""
@@ -338,7 +358,9 @@ class InMemoryDataModule(pl.LightningDataModule):
         x = x.float()
         if train and self.augment:
             x = self.augment_batch(x)
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.mean.device != x.device:  # once, not per batch
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return (x - self.mean) / self.std
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int
                                 ) -> tuple[Tensor, Tensor]:

@@ -293,7 +293,7 @@ class CIFAR10CDataModule(CIFAR10DataModule):
             x_all, y_all = self.test_set.x[block], self.test_set.y[block]
             for start in range(0, len(y_all), bs):
                 x = self.transform(x_all[start:start + bs].to(device), train=False)
-                correct += int((model(x).argmax(1).cpu() == y_all[start:start + bs]).sum())
+                correct += int((model(x).argmax(1) == y_all[start:start + bs].to(device)).sum())
             result[name] = correct / len(y_all)
         result["mean"] = float(np.mean([result[n] for n in self.blocks]))
         return result
