@@ -2,8 +2,11 @@
 
 Loss: cross-entropy plus the sum of every block's ``aux_loss()`` (if a block has one).
 Metrics per stage (``train/``, ``val/``, ``test/``): ``loss``, ``acc`` (top-1 accuracy),
-``f1`` (macro F1 over classes, torchmetrics), and ``anr``, the active neuron ratio averaged
-over samples and over the blocks that report one (see each block's ``active_neuron_ratio``).
+``f1`` (macro F1 over classes, torchmetrics; validation and test only), and ``anr``, the
+active neuron ratio averaged over samples and over the blocks that report one (see each
+block's ``active_neuron_ratio``). Training sums loss, correct predictions and ANR on the
+device and logs epoch means once per epoch, plus ``train/loss_step`` every
+``trainer.log_every_n_steps`` steps, so a step costs no host synchronisation.
 Validation and test also log each block's ``extra_metrics()`` as ``{stage}/{block}/{key}``
 (e.g. ``test/block/p``, concrete dropout's learned rate), averaged over batches.
 
@@ -21,6 +24,7 @@ The test stage also logs (definitions in :mod:`midl.metrics`):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -107,6 +111,7 @@ class ClassificationModule(pl.LightningModule):
         self.aux_blocks = [m for m in net.modules() if callable(getattr(m, "aux_loss", None))]
         # Blocks with further scalars to report (e.g. concrete dropout's learned p, a Switch
         # layer's routed fraction): logged in validation and test as {stage}/{name}/{key}.
+        self._train_sums: dict[str, Any] = {}  # set in on_train_epoch_start
         self.extra_blocks = [(name, m) for name, m in net.named_modules()
                              if callable(getattr(m, "extra_metrics", None))]
 
@@ -166,14 +171,16 @@ class ClassificationModule(pl.LightningModule):
         """Reset the epoch sums; tell blocks with a schedule (e.g. annealed top-k) which
         epoch starts."""
         zero = torch.zeros((), device=self.device)
-        self._train_sums = {"loss": zero.clone(), "correct": zero.clone(), "anr": zero.clone(), "n": 0, "anr_n": 0}
+        self._train_sums = {"loss": zero.clone(), "correct": zero.clone(), "anr": zero.clone(),
+                            "n": 0, "anr_n": 0}
         for module in self.net.modules():
             if callable(getattr(module, "set_epoch", None)):
                 module.set_epoch(self.current_epoch)
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's mean training loss, accuracy and ANR (``train/...``)."""
-        sums, n = self._train_sums, self._train_sums["n"]
+        sums = self._train_sums
+        n = sums.get("n", 0)
         if n == 0:
             return
         self.log("train/loss", sums["loss"] / n, prog_bar=True)
