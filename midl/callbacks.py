@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -62,25 +64,88 @@ class EpochSeed(pl.Callback):
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def submitit_requeue_signal() -> signal.Signals | None:
+    """The signal by which submitit announces a pre-emption or time-out to a job it launched
+    (``$SUBMITIT_PREEMPT_SIGNAL``, default SIGUSR2; SLURM sends it ``signal_delay_s`` before
+    the time limit), or ``None`` outside a submitit job (``$SUBMITIT_EXECUTOR`` unset)."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper()
+    try:
+        return signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+    except KeyError:
+        return None
+
+
 class PreemptionCheckpoint(pl.Callback):
-    """On SIGTERM (e.g. a cluster pre-emption) or Ctrl-C, save ``last.ckpt`` before exiting.
+    """On SIGTERM (e.g. a cluster pre-emption), Ctrl-C, or submitit's requeue signal, save
+    ``last.ckpt`` before exiting.
 
     Lightning turns SIGTERM into ``SIGTERMException`` at the next batch boundary; this callback
     then writes the full training state (weights, optimizer, loop position, RNG, data
-    position) to the checkpoint folder's ``last.ckpt``, so rerunning the same command, or a
-    requeue by SLURM/submitit, resumes from that step. Other errors (e.g. a non-finite loss)
-    save nothing: ``last.ckpt`` stays the last good checkpoint.
+    position) to the checkpoint folder's ``last.ckpt``, so rerunning the same command resumes
+    from that step. Other errors (e.g. a non-finite loss) save nothing: ``last.ckpt`` stays
+    the last good checkpoint.
+
+    Under submitit (``hydra/launcher=submitit_slurm`` / ``slurm_gpu`` / ``submitit_local``)
+    the job's requeue signal (:func:`submitit_requeue_signal`) is caught during ``fit`` too:
+    it is turned into the same SIGTERM path (save at the next batch boundary), and then
+    submitit's own handler runs, which checkpoints the Hydra job and requeues it; the requeued
+    job runs the same overrides in the same run folder and resumes from ``last.ckpt``. Without
+    this, submitit would requeue at once and the job would resume from the last epoch's end.
+    Lightning's own SLURM auto-requeue listens on SIGUSR1, a signal submitit's jobs never
+    receive, so the two do not both requeue a job.
     """
+
+    def __init__(self) -> None:
+        self._signal: signal.Signals | None = None
+        self._submitit_handler: Any = None
+        self._requeue_pending = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        sig = submitit_requeue_signal()
+        if stage != "fit" or sig is None or not callable(signal.getsignal(sig)):
+            return
+        self._signal, self._submitit_handler = sig, signal.getsignal(sig)
+        signal.signal(sig, self._on_requeue_signal)
+
+    def _on_requeue_signal(self, signum: int, frame: Any) -> None:
+        log.warning("received %s (submitit pre-emption / time-out): saving last.ckpt at the "
+                    "next batch boundary, then requeueing", signal.Signals(signum).name)
+        self._requeue_pending = True
+        signal.raise_signal(signal.SIGTERM)  # Lightning's handler: stop at the batch boundary
+
+    def _requeue(self) -> None:
+        """Hand over to submitit's handler (checkpoint the Hydra job, requeue, exit)."""
+        sig, handler = self._signal, self._submitit_handler
+        self._restore()
+        if sig is not None and callable(handler):
+            handler(sig, None)
+
+    def _restore(self) -> None:
+        if self._signal is not None:
+            signal.signal(self._signal, self._submitit_handler)
+        self._signal, self._submitit_handler = None, None
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        if self._requeue_pending:  # the signal came after the last training batch
+            self._requeue_pending = False
+            self._requeue()
+        self._restore()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
         checkpoint = trainer.checkpoint_callback
-        if not isinstance(exception, SIGTERMException | KeyboardInterrupt) or checkpoint is None:
-            return
-        path = Path(checkpoint.dirpath) / "last.ckpt"
-        trainer.save_checkpoint(path)
-        log.warning("interrupted by %s: saved %s; rerun the same command to resume",
-                    type(exception).__name__, path)
+        if isinstance(exception, SIGTERMException | KeyboardInterrupt) and checkpoint is not None:
+            path = Path(checkpoint.dirpath) / "last.ckpt"
+            trainer.save_checkpoint(path)
+            log.warning("interrupted by %s: saved %s; rerun the same command to resume",
+                        type(exception).__name__, path)
+        if self._requeue_pending:
+            self._requeue_pending = False
+            self._requeue()
 
 
 class NonFiniteLossError(RuntimeError):

@@ -167,6 +167,12 @@ class ClassificationModule(pl.LightningModule):
         if interval and (self.global_step + 1) % interval == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
 
+    def on_train_start(self) -> None:
+        """Also start the epoch here: a run resumed from a mid-epoch checkpoint continues its
+        epoch without ``on_train_epoch_start`` (its training means then cover the batches
+        trained after the resume)."""
+        self.on_train_epoch_start()
+
     def on_train_epoch_start(self) -> None:
         """Reset the epoch sums; tell blocks with a schedule (e.g. annealed top-k) which
         epoch starts."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +52,59 @@ def test_submitit_local_runs_a_tiny_sweep(tmp_path):
                              / "metrics.json").read_text())
         assert record["seed"] == seed and "test/acc" in record["test"]
     assert (tmp_path / "train" / "multirun" / ".submitit").is_dir()
+
+
+def _submitit_task_pid(folder: Path) -> int | None:
+    """PID of the submitit job process (``python -m submitit.core._submit <folder>``) whose
+    folder lies under ``folder``, found in /proc."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = b" ".join(cmdline).decode(errors="replace")
+        if "submitit.core._submit" in text and str(folder) in text:
+            return int(proc.name)
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the job in /proc")
+def test_submitit_requeue_saves_mid_epoch_and_resumes_exactly(tmp_path):
+    """A sweep job launched by submitit gets submitit's pre-emption signal (SIGUSR2) in the
+    middle of training: it saves last.ckpt at the next batch boundary, submitit requeues it,
+    the requeued job resumes from that checkpoint, and its metrics equal an uninterrupted
+    run's (the mechanism SLURM requeues go through, with submitit's local executor)."""
+    args = ["callbacks.progress_bar.refresh_rate=0", "logger=none", "trainer.max_epochs=4",
+            "data.batch_size=8", "seed=3"]
+    whole_dir, sweep_dir = tmp_path / "whole", tmp_path / "sweep"
+    whole = subprocess.Popen([sys.executable, "-m", "midl.train", *args], cwd=ROOT,
+                             env={**os.environ, "MIDL_OUTPUT_DIR": str(whole_dir)},
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "midl.train", "-m", "hydra/launcher=submitit_local", *args,
+         "hydra.launcher.timeout_min=20"],
+        cwd=ROOT, env={**os.environ, "MIDL_OUTPUT_DIR": str(sweep_dir)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    multirun = sweep_dir / "train" / "multirun"
+    deadline = time.monotonic() + 600
+    while not list(multirun.glob("*/checkpoints/last.ckpt")):
+        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint after 600 s"
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the second epoch
+    pid = _submitit_task_pid(multirun / ".submitit")
+    assert pid is not None, "submitit job process not found"
+    os.kill(pid, signal.SIGUSR2)
+
+    assert sweep.wait(timeout=600) == 0, sweep.stderr.read()[-3000:]
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()[-3000:]
+    logs = "".join(p.read_text() for p in (multirun / ".submitit").rglob("*_log.*"))
+    assert "received SIGUSR2" in logs and "saved" in logs and "Requeued job" in logs, logs[-3000:]
+    requeued = json.loads(next(multirun.glob("*/metrics.json")).read_text())
+    uninterrupted = json.loads(next((whole_dir / "train" / "runs").glob("*/metrics.json"))
+                               .read_text())
+    assert requeued["resumed_from"] is not None and uninterrupted["resumed_from"] is None
+    assert requeued["test"] == uninterrupted["test"]
