@@ -14,7 +14,9 @@ Sections:
   ``nn.Linear(d, d)`` at d in {256, 512, 1024}, batch 1, 64, 256, with FLOPs counted by
   ``FlopCounterMode``; plus MID-L's GEMM floor: the same matrix multiplications (forward: its
   five projections; backward: their input and weight gradients) run alone on preallocated
-  tensors. ``midl_fused/gemm_floor`` is the issue's target ratio (<= 1.3 at d = 512, batch 64).
+  tensors. ``midl_reference/gemm_floor`` (the default path, ``block.fused=false``) is the
+  issue's target ratio (<= 1.3 at d = 512, batch 64); ``midl_fused/gemm_floor`` is the
+  fused option's.
 - ``baselines``: every block of ``configs/block/`` at d = 512, batch 64, forward+backward,
   against ``nn.Linear`` and MID-L.
 - ``overhead``: one epoch (batch 64, synthetic tensors of MNIST's and CIFAR-10's shapes) of the
