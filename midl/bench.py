@@ -368,7 +368,10 @@ def overhead(workload: str, samples: int, batch: int, rounds: int, threads: int,
 
     from hydra.utils import instantiate
 
+    from midl.train import cheap_cuda_checks
+
     shape, model, augment, description = WORKLOADS[workload]
+    cheap_cuda_checks()  # as midl.train does (both sides of the ratio run in this process)
     torch.set_num_threads(threads)
     accelerator = "gpu" if device.type == "cuda" else "cpu"
     datamodule = synthetic_images(shape, samples, batch, augment)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -44,3 +45,15 @@ def test_mnist_mlp_midl_one_epoch_reaches_95_percent(compose_cfg):
     record = train(cfg)
     assert record["test"]["test/acc"] >= 0.95, record["test"]
     assert record["test"]["test/anr"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_nvml_cuda_check_is_cleared_only_without_a_gpu(monkeypatch, gpu):
+    import torch
+
+    from midl.train import cheap_cuda_checks
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert cheap_cuda_checks() is (not gpu)
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == ("1" if gpu else "0")
