@@ -57,3 +57,14 @@ def test_nvml_cuda_check_is_cleared_only_without_a_gpu(monkeypatch, gpu):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     assert cheap_cuda_checks() is (not gpu)
     assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == ("1" if gpu else "0")
+
+
+def test_compile_option_compiles_the_network_in_place(compose_cfg):
+    """``compile=true`` compiles the network with ``nn.Module.compile``: same parameter
+    names in checkpoints as without it."""
+    from midl.train import build
+
+    _, compiled = build(compose_cfg(["compile=true"]))
+    _, eager = build(compose_cfg([]))
+    assert compiled.net._compiled_call_impl is not None and eager.net._compiled_call_impl is None
+    assert list(compiled.state_dict()) == list(eager.state_dict())

@@ -297,11 +297,11 @@ class InMemoryDataModule(pl.LightningDataModule):
     def _loader(self, dataset: TensorBatches | None, batch_size: int, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("call setup() before asking for a dataloader")
-        # The shuffle depends on (run seed, epoch) only, and the loader draws nothing from the
-        # global RNG, so a run resumed from a checkpoint replays the same batches.
         device = self._training_device()
         if device is not None:
             dataset.to(device)
+        # The shuffle depends on (run seed, epoch) only, and the loader draws nothing from the
+        # global RNG, so a run resumed from a checkpoint replays the same batches.
         sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, seed=self.shuffle_seed,
                                     position_fn=self._train_position if shuffle else None)
         return DataLoader(dataset, sampler=sampler, batch_size=None,
