@@ -322,10 +322,11 @@ def framework_epoch(cfg: Any, datamodule: Any) -> tuple[float, nn.Module]:
     return time.perf_counter() - start, initial
 
 
-def plain_epoch(net: nn.Module, datamodule: Any, optimizer: Any, device: torch.device) -> float:
+def plain_epoch(net: nn.Module, datamodule: Any, optimizer: Any, device: torch.device,
+                max_steps: int | None = None) -> float:
     """Seconds of a plain PyTorch epoch: the same model, optimiser, batch size and steps, on
     the data module's in-memory tensors (shuffled; augmented and standardised per batch by
-    the data module's own ``transform``, as in training)."""
+    the data module's own ``transform``, as in training); ``max_steps`` cuts it short."""
     import torch.nn.functional as F
 
     net = net.to(device).train()
@@ -334,6 +335,8 @@ def plain_epoch(net: nn.Module, datamodule: Any, optimizer: Any, device: torch.d
     batch = datamodule.batch_size
     start = time.perf_counter()
     order = torch.randperm(len(y_all), device=device)
+    if max_steps is not None:
+        order = order[:max_steps * batch]
     for i in range(0, len(order), batch):
         idx = order[i:i + batch]
         x = datamodule.transform(x_all[idx], train=True)
@@ -390,6 +393,12 @@ def overhead(workload: str, samples: int, batch: int, rounds: int, threads: int,
             times["plain"].append(plain_epoch(initial, datamodule, instantiate(cfg.optimizer),
                                               device))
             times["loader"].append(loader_epoch(datamodule, device))
+        cfg = _compose([f"model={model}", "block=midl", "logger=csv", "callbacks=default",
+                        f"trainer.accelerator={accelerator}", "trainer.max_epochs=1",
+                        f"paths.output_dir={tmp}/calls", f"data.batch_size={batch}"])
+        batches = -(-len(datamodule.train_set) // batch)
+        calls = python_calls_per_step(cfg, datamodule, device,
+                                      steps=(max(1, min(4, batches // 2)), min(12, batches)))
     n = len(datamodule.train_set)
     result = {
         "model": description,
@@ -402,16 +411,52 @@ def overhead(workload: str, samples: int, batch: int, rounds: int, threads: int,
             # loader samples/s over training samples/s = plain step time / loader time
             "loader_rate/step_rate": _ratio(times, "plain", "loader"),
         },
+        "python_calls_per_step": calls,
         "note": "midl_train includes Trainer setup, one validation batch, the epoch-end "
-                "checkpoint and CSV log; plain is the training loop alone",
+                "checkpoint and CSV log; plain is the training loop alone; "
+                "python_calls_per_step counts Python function calls per training step "
+                "(cProfile, exact, independent of load)",
     }
     q = result["ratios"]
     print(f"{workload:12s} midl.train epoch {result['time_s']['midl_train']['median']:.2f} s | "
           f"plain {result['time_s']['plain']['median']:.2f} s | loader "
           f"{result['time_s']['loader']['median']:.3f} s | midl_train/plain "
           f"{_fmt(q['midl_train/plain'])} | loader rate/step rate "
-          f"{_fmt(q['loader_rate/step_rate'], digits=1)}", flush=True)
+          f"{_fmt(q['loader_rate/step_rate'], digits=1)} | Python calls per step "
+          f"{calls['midl_train']:.0f} vs {calls['plain']:.0f}", flush=True)
     return result
+
+
+def python_calls_per_step(cfg: Any, datamodule: Any, device: torch.device,
+                          steps: tuple[int, int] = (4, 12)) -> dict[str, float]:
+    """Python function calls per training step of the ``midl.train`` machinery and of the
+    plain loop, counted by ``cProfile``: the difference between epochs cut at ``steps[1]``
+    and ``steps[0]`` steps, over the steps between them (set-up and epoch-end work cancel).
+    Exact and unaffected by machine load, unlike the timings; it shows where per-step
+    framework time goes."""
+    import cProfile
+    import pstats
+
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    def count(fn: Callable[[], Any]) -> int:
+        profile = cProfile.Profile()
+        profile.runcall(fn)
+        return pstats.Stats(profile).total_calls
+
+    counts: dict[str, list[int]] = {"midl_train": [], "plain": []}
+    for n in steps:
+        short = cfg.copy()
+        with open_dict(short):
+            short.trainer.limit_train_batches = n
+        counts["midl_train"].append(count(lambda c=short: framework_epoch(c, datamodule)))
+        net = instantiate(cfg.model, block=instantiate(cfg.block),
+                          input_shape=datamodule.input_shape,
+                          num_classes=datamodule.num_classes)
+        counts["plain"].append(count(lambda m=net, k=n: plain_epoch(
+            m, datamodule, instantiate(cfg.optimizer), device, max_steps=k)))
+    return {k: (v[1] - v[0]) / (steps[1] - steps[0]) for k, v in counts.items()}
 
 
 def compiled_step(batch: int, rounds: int, min_run_time: float, threads: int,

@@ -52,6 +52,8 @@ def test_smoke_bench_writes_every_field(tmp_path):
         assert set(over["ratios"]) == {"midl_train/plain", "loader_rate/step_rate"}
         for q in [*over["time_s"].values(), *over["ratios"].values()]:
             _check_quartiles(q)
+        calls = over["python_calls_per_step"]
+        assert set(calls) == {"midl_train", "plain"} and calls["midl_train"] > calls["plain"] > 0
     compiled = written["compile"]
     assert set(compiled["time_s"]) == {"eager", "compiled"} and compiled["warmup_s"] > 0
     _check_quartiles(compiled["ratios"]["compiled/eager"])
