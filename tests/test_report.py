@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,9 @@ def test_mean_std_n_difference_and_marks(tmp_path):
     dropout = result.cells[("cnn_mlp (Dropout block)", "ece")]
     assert dropout.std == pytest.approx(0.0) and dropout.mean == pytest.approx(5.0)
     assert dropout.marks == "†"  # any difference with std 0 is > 2 std
+    # ... but not float rounding: 50% computed as a mean of fractions equals the paper's 50
+    rounding = replace(dropout, values=[50.000000000001] * 5, paper=50.0)
+    assert rounding.diff != 0 and rounding.std == 0 and rounding.marks == ""
     assert (len(result.counted), len(result.missing), len(result.failed)) == (10, 0, 0)
 
 

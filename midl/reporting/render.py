@@ -5,7 +5,8 @@ expected seeds, their count n, the paper's number (and its std where the paper p
 the difference ours - paper. Marks:
 
 - ``*``: n < 5 (fewer than the paper's five runs, including cells with no run at all);
-- ``†``: |ours - paper| > 2 x our std (needs n >= 2; with std 0 any difference is marked).
+- ``†``: |ours - paper| > 2 x our std (needs n >= 2; with std 0 any difference is marked,
+  except float rounding: a mean within 1e-6 of the paper's number, relative, is equal).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class CellResult:
         if self.na is not None:
             return ""
         out = ""
-        if self.diff is not None and self.std is not None and abs(self.diff) > 2 * self.std:
+        if (self.diff is not None and self.std is not None and abs(self.diff) > 2 * self.std
+                and not math.isclose(self.mean, self.paper, rel_tol=1e-6, abs_tol=1e-9)):
             out += "†"
         if self.n < FULL_N:
             out += "*"
