@@ -12,7 +12,9 @@ import torch
 
 def git_commit(repo: str | Path | None = None) -> dict[str, str | bool | None]:
     """The commit of the midl source tree (``hash``) and whether it had uncommitted changes
-    (``dirty``); ``None`` values when it is not a git checkout."""
+    (``dirty``); ``None`` values when it is not a git checkout. Changes under ``results/``
+    (what the reports themselves write) do not count: regenerating the tables one after the
+    other would otherwise mark every table after the first as dirty."""
     repo = Path(repo) if repo is not None else Path(__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
@@ -24,7 +26,7 @@ def git_commit(repo: str | Path | None = None) -> dict[str, str | bool | None]:
         return out.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"hash": commit, "dirty": None if status is None else bool(status)}
 
 

@@ -212,3 +212,24 @@ def test_no_runs_is_an_error(tmp_path, capsys):
 @pytest.mark.skipif(not SHARED_PAPER.exists(), reason="../shared/paper not present")
 def test_paper_reference_is_the_transcription():
     assert PAPER == yaml.safe_load(SHARED_PAPER.read_text())
+
+
+def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path):
+    import subprocess
+
+    from midl.provenance import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table2.md").write_text("old\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "table2.md").write_text("regenerated\n")
+    assert git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path)["dirty"] is True
