@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 import yaml
 
 from midl.io import atomic_write_text
+from midl.provenance import git_commit
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown
 from midl.reporting.runs import Run, collect_runs
 from midl.reporting.tables import FIGURES, TABLES, table_names
@@ -100,15 +100,12 @@ def infer_scale(runs: list[Run]) -> str:
 
 
 def git_state() -> str:
-    """``<commit>`` of the working tree, with ``+dirty`` if it has uncommitted changes."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        return commit + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
+    """``<commit>`` of the working tree (12 hex digits), with ``+dirty`` if it has uncommitted
+    changes outside ``results/`` (see :func:`midl.provenance.git_commit`)."""
+    commit = git_commit(ROOT)
+    if commit["hash"] is None:
         return "unknown"
+    return str(commit["hash"])[:12] + ("+dirty" if commit["dirty"] else "")
 
 
 def _distinct(runs: list[Run], get) -> list[str]:
