@@ -380,22 +380,24 @@ def overhead(workload: str, samples: int, batch: int, rounds: int, threads: int,
     datamodule = synthetic_images(shape, samples, batch, augment)
     datamodule.setup("fit")
     times: dict[str, list[float]] = {"midl_train": [], "plain": [], "loader": []}
+
+    def compose(output_dir: str) -> Any:
+        return _compose([f"model={model}", "block=midl", "logger=csv", "callbacks=default",
+                         f"trainer.accelerator={accelerator}", "trainer.max_epochs=1",
+                         f"paths.output_dir={output_dir}", f"data.batch_size={batch}"])
+
     for logger_name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(logger_name).setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for r in range(rounds):
-            cfg = _compose([f"model={model}", "block=midl", "logger=csv", "callbacks=default",
-                            f"trainer.accelerator={accelerator}", "trainer.max_epochs=1",
-                            f"paths.output_dir={tmp}/{r}", f"data.batch_size={batch}"])
+            cfg = compose(f"{tmp}/{r}")
             seconds, initial = framework_epoch(cfg, datamodule)
             times["midl_train"].append(seconds)
             times["plain"].append(plain_epoch(initial, datamodule, instantiate(cfg.optimizer),
                                               device))
             times["loader"].append(loader_epoch(datamodule, device))
-        cfg = _compose([f"model={model}", "block=midl", "logger=csv", "callbacks=default",
-                        f"trainer.accelerator={accelerator}", "trainer.max_epochs=1",
-                        f"paths.output_dir={tmp}/calls", f"data.batch_size={batch}"])
+        cfg = compose(f"{tmp}/calls")
         batches = -(-len(datamodule.train_set) // batch)
         calls = python_calls_per_step(cfg, datamodule, device,
                                       steps=(max(1, min(4, batches // 2)), min(12, batches)))
@@ -440,6 +442,8 @@ def python_calls_per_step(cfg: Any, datamodule: Any, device: torch.device,
     from hydra.utils import instantiate
     from omegaconf import open_dict
 
+    from midl.train import build_module
+
     def count(fn: Callable[[], Any]) -> int:
         profile = cProfile.Profile()
         profile.runcall(fn)
@@ -451,9 +455,7 @@ def python_calls_per_step(cfg: Any, datamodule: Any, device: torch.device,
         with open_dict(short):
             short.trainer.limit_train_batches = n
         counts["midl_train"].append(count(lambda c=short: framework_epoch(c, datamodule)))
-        net = instantiate(cfg.model, block=instantiate(cfg.block),
-                          input_shape=datamodule.input_shape,
-                          num_classes=datamodule.num_classes)
+        net = build_module(cfg, datamodule).net
         counts["plain"].append(count(lambda m=net, k=n: plain_epoch(
             m, datamodule, instantiate(cfg.optimizer), device, max_steps=k)))
     return {k: (v[1] - v[0]) / (steps[1] - steps[0]) for k, v in counts.items()}
