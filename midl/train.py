@@ -34,6 +34,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from midl.config import register_resolvers, validate
+from midl.data.base import InMemoryDataModule
 from midl.io import atomic_write_json, atomic_write_text
 from midl.module import ClassificationModule
 from midl.provenance import git_commit, hardware, versions
@@ -53,20 +54,20 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, ClassificationModule
     return datamodule, build_module(cfg, datamodule)
 
 
-def build_module(cfg: DictConfig, datamodule: Any) -> ClassificationModule:
+def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> ClassificationModule:
     """The Lightning module of ``cfg`` (model with its block, optimizer) for a set-up data
     module; with ``compile: true`` the network is compiled in place (``nn.Module.compile``,
     so checkpoints keep their parameter names)."""
     shape_kwargs: dict[str, Any] = {"input_shape": datamodule.input_shape,
                                     "num_classes": datamodule.num_classes}
-    if getattr(datamodule, "vocab_size", None) is not None:
+    if datamodule.vocab_size is not None:
         shape_kwargs["vocab_size"] = datamodule.vocab_size
     net = instantiate(cfg.model, block=instantiate(cfg.block), **shape_kwargs)
     if cfg.get("compile", False):
         net.compile()
     return ClassificationModule(net, num_classes=datamodule.num_classes,
                                 optimizer=instantiate(cfg.optimizer),
-                                positive_class=getattr(datamodule, "positive_class", None))
+                                positive_class=datamodule.positive_class)
 
 
 def cheap_cuda_checks() -> bool:
