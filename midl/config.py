@@ -83,15 +83,16 @@ def validate(cfg: DictConfig) -> None:
     """Check a composed train config before anything is built or trained.
 
     Checks every key of :data:`RULES` that the config has (a key the config lacks is not
-    checked), ``data.eval_batch_size`` when set, and ``block.top_k`` / ``block.top_k_start``
+    checked), ``data.eval_batch_size`` and ``num_threads`` when set, and ``block.top_k`` / ``block.top_k_start``
     against ``model.hidden_dim`` (a fraction in (0, 1] or an int in [1, d]).
 
     Raises:
         ConfigError: naming the first bad key, its value and the allowed range.
     """
     rules = list(RULES)
-    if OmegaConf.select(cfg, "data.eval_batch_size") is not None:
-        rules.append(("data.eval_batch_size", _int_at_least(1)))
+    for optional in ("data.eval_batch_size", "num_threads"):  # null = the default
+        if OmegaConf.select(cfg, optional) is not None:
+            rules.append((optional, _int_at_least(1)))
     for key, check in rules:
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING:

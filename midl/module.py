@@ -14,7 +14,8 @@ The test stage also logs (definitions in :mod:`midl.metrics`):
 
 - ``test/anr_tau``: threshold ANR, the fraction of neurons with alpha_hat > tau (0.5), averaged
   over samples and blocks (``test/anr`` is the nonzero-gate ANR, k / d for MID-L);
-- ``test/ece`` (15 bins, L1, Guo et al. 2017) and ``test/brier`` (multiclass Brier score);
+- ``test/ece`` (15 bins, L1, Guo et al. 2017), ``test/brier`` (multiclass Brier score summed
+  over classes, ``brier_sum``) and ``test/brier_mean`` (the same divided by C);
 - ``test/flops`` (FLOPs per sample, ``FlopCounterMode``, counted once per test run on one
   sample), ``test/flops_conditional`` (what skipping masked work would need, from the test
   set's gate statistics), and the same two for the blocks alone (``test/flops_block``,
@@ -105,6 +106,7 @@ class ClassificationModule(pl.LightningModule):
         self.test_anr_tau = MeanMetric()
         self.test_ece = MulticlassCalibrationError(num_classes, n_bins=DEFAULT_BINS, norm="l1")
         self.test_brier = BrierScore(num_classes)
+        self.test_brier_mean = BrierScore(num_classes, reduction="mean")
         self.test_block_anr = nn.ModuleList(MeanMetric() for _ in self.anr_blocks)
         self.test_flops: FlopReport | None = None
         self.aux_blocks = [m for m in net.modules() if callable(getattr(m, "aux_loss", None))]
@@ -124,7 +126,7 @@ class ClassificationModule(pl.LightningModule):
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
-        logits = self.net(x)
+        logits = self.net(x).float()  # float32 loss and metrics under bf16 autocast too
         loss = F.cross_entropy(logits, y)
         for block in self.aux_blocks:
             loss = loss + block.aux_loss()
@@ -199,7 +201,8 @@ class ClassificationModule(pl.LightningModule):
     def _update_test_metrics(self, logits: Tensor, y: Tensor) -> None:
         """Threshold ANR, per-block ANR, ECE and Brier score of one test batch."""
         probs = logits.float().softmax(-1)
-        for name, metric in (("ece", self.test_ece), ("brier", self.test_brier)):
+        for name, metric in (("ece", self.test_ece), ("brier", self.test_brier),
+                             ("brier_mean", self.test_brier_mean)):
             metric.update(probs, y)
             self.log(f"test/{name}", metric, on_step=False, on_epoch=True)
         ratios = [r for m in self.anr_blocks if (r := block_anr(m, self.anr_tau)) is not None]

@@ -88,6 +88,20 @@ def cheap_cuda_checks() -> bool:
     return True
 
 
+def set_num_threads(num_threads: int | None) -> None:
+    """Set torch's intra-op thread count for this process (``num_threads`` in the config).
+
+    Set inside the job, not only through ``OMP_NUM_THREADS``: a Hydra joblib worker is a
+    process that may have imported torch before the environment was set. ``None`` keeps
+    torch's default (one thread per core).
+    """
+    if num_threads is None:
+        return
+    import torch
+
+    torch.set_num_threads(int(num_threads))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and write ``metrics.json`` for one run; return the written record.
 
@@ -105,6 +119,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return json.loads(result_path.read_text())
 
     validate(cfg)
+    set_num_threads(cfg.get("num_threads"))
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)

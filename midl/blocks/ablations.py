@@ -190,8 +190,9 @@ class RandomTopK(_Interpolation):
         self.k = resolve_top_k(top_k, dim, "top_k")
 
     def random_mask(self, x: Tensor) -> Tensor:
-        """A 0/1 mask of x's shape with exactly k ones per row, at uniformly random places."""
-        return top_k_mask(torch.rand_like(x), self.k)
+        """A 0/1 float32 mask of x's shape with exactly k ones per row, at uniformly random
+        places (float32 scores also under autocast: bf16 uniforms would tie)."""
+        return top_k_mask(torch.rand(x.shape, device=x.device), self.k)
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply the block to ``x`` of shape (..., d)."""

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from midl.blocks._checks import check_range
-from midl.blocks.midl import MIDLayer, top_k_mask
+from midl.blocks.midl import MIDLayer, fp32_linear, top_k_mask
 
 
 def gumbel_noise(like: Tensor) -> Tensor:
@@ -120,7 +120,7 @@ class GumbelMIDLayer(MIDLayer):
 
     def sparse_gate(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(alpha, hard_mask, alpha_hat)`` for input ``x`` (..., d), see the class docstring."""
-        logits = self.gate(x)
+        logits = fp32_linear(self.gate, x)  # float32 under autocast too (MIDLayer.sparse_gate)
         alpha = torch.sigmoid(logits)
         if not self.training:
             mask = top_k_mask(logits.detach(), self.k)

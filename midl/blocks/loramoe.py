@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from midl.blocks._checks import check_dim, check_range
+from midl.blocks.midl import fp32_linear
 
 
 class LoRAMoEBlock(nn.Module):
@@ -76,7 +77,7 @@ class LoRAMoEBlock(nn.Module):
 
     def routing_weights(self, x: Tensor) -> Tensor:
         """Router weights w(x), shape (..., N), rows summing to 1 (zeros off the top-k)."""
-        logits = self.router(x)
+        logits = fp32_linear(self.router, x)  # float32 routing under autocast (no top-k ties)
         if self.top_k is None:
             return logits.softmax(dim=-1)
         top = logits.topk(self.top_k, dim=-1)

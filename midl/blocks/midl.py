@@ -71,6 +71,27 @@ def top_k_mask(alpha: Tensor, k: int) -> Tensor:
     return torch.zeros_like(alpha).scatter_(-1, indices, 1.0)
 
 
+def fp32_linear(layer: nn.Linear, x: Tensor) -> Tensor:
+    """``layer(x)`` computed in float32 with autocast disabled: the gate logits of the top-k blocks.
+
+    Under bf16 autocast a gate computed in bf16 keeps 8 significant bits, and sigmoid outputs
+    crowd near 0.5, so the top-k selection would tie often and differ from the float32 one.
+    Computing the gate logits (and what follows: sigmoid, top-k) in float32 keeps the
+    selection that of a float32 model; the paths F1 and F2 still run in the autocast dtype.
+    Gradients flow back to ``x`` and the layer's parameters through the casts.
+
+    Args:
+        layer: an ``nn.Linear`` (its weight and bias are cast to float32 for the call).
+        x: input, shape (..., in_features), any floating dtype.
+
+    Returns:
+        float32 tensor of shape (..., out_features).
+    """
+    bias = None if layer.bias is None else layer.bias.float()
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return F.linear(x.float(), layer.weight.float(), bias)
+
+
 def lightweight_path(dim: int, rank: int, linear: LinearFactory = nn.Linear) -> nn.Sequential:
     """MID-L's F1 (Section 4.4): the low-rank map ``linear(dim, rank) -> linear(rank, dim)``.
 
@@ -107,7 +128,8 @@ class MIDLayer(nn.Module):
     - F1 (lightweight): Linear(d, r) -> Linear(r, d), low rank, r = d/2 by default.
     - F2 (rich): Linear(d, d) -> ReLU -> Linear(d, d).
     - Gate: alpha = sigmoid(W_alpha x), shape (..., d), one gate per neuron and sample
-      (per position for sequence inputs).
+      (per position for sequence inputs). Always computed in float32, also under bf16/fp16
+      autocast (see :func:`fp32_linear`), so the top-k selection does not tie on rounded gates.
     - Sparsity: alpha_hat = alpha * M_top-k(alpha) keeps the k largest gates per row.
     - Regularisation: ``nn.Dropout(gate_dropout)`` on alpha_hat in training (Section 4.4,
       p = 0.1). It is PyTorch's inverted dropout, so kept gates are scaled by 1 / (1 - p) in
@@ -148,6 +170,7 @@ class MIDLayer(nn.Module):
             CPU the per-call weight concatenation (and the split of its weight gradient) cost
             what the single GEMM saves (batch 64: no gain; batch 1: up to 4x slower), hence
             the default; the option is there for devices where kernel launches dominate.
+            Under autocast the reference path runs (the gate must stay in float32).
 
     Shapes:
         input (B, d) or (B, T, d), or any (..., d); output of the same shape.
@@ -222,7 +245,7 @@ class MIDLayer(nn.Module):
             the hard top-k mask (0/1 floats), and alpha_hat = alpha * mask with the gradient
             rule of ``self.estimator`` (before gate dropout).
         """
-        alpha = torch.sigmoid(self.gate(x))
+        alpha = torch.sigmoid(fp32_linear(self.gate, x))  # float32 under autocast too
         mask = top_k_mask(alpha.detach(), self.k)
         return alpha, mask, apply_mask(alpha, mask, self.estimator)
 
@@ -231,7 +254,8 @@ class MIDLayer(nn.Module):
         if x.shape[-1] != self.dim:
             raise ValueError(f"MIDLayer expects inputs of shape (..., {self.dim}), "
                              f"got {tuple(x.shape)}")
-        if self.fused and self._fusable():
+        if (self.fused and self._fusable()
+                and not torch.is_autocast_enabled(x.device.type)):  # fp32 gate: reference path
             return self._forward_fused(x)
         return self._forward_reference(x)
 

@@ -18,6 +18,7 @@ from midl.blocks.midl import (
     ESTIMATORS,
     Estimator,
     apply_mask,
+    fp32_linear,
     lightweight_path,
     resolve_top_k,
     rich_path,
@@ -92,7 +93,7 @@ class MIDLChannel(nn.Module):
         flat = x.dim() == 2
         if flat:
             x = x[:, :, None, None]
-        alpha = torch.sigmoid(self.gate(x.mean(dim=(2, 3))))
+        alpha = torch.sigmoid(fp32_linear(self.gate, x.mean(dim=(2, 3))))  # float32 gate
         mask = top_k_mask(alpha.detach(), self.k)
         alpha_hat = self.gate_dropout(apply_mask(alpha, mask, self.estimator))
         self.last_alpha = alpha.detach()

@@ -6,9 +6,20 @@
   with torchmetrics' ``MulticlassCalibrationError(n_bins=15, norm="l1")``. A fraction in
   [0, 1]; the paper prints it in %.
 - Brier score (Brier, "Verification of forecasts expressed in terms of probability", Monthly
-  Weather Review 1950), multiclass form: mean_n sum_c (p_nc - y_nc)^2 with y one-hot, in
-  [0, 2]. torchmetrics has none, so :class:`BrierScore` is ours; it equals scikit-learn's
-  multiclass ``brier_score_loss``.
+  Weather Review 1950), in two forms over C classes with y one-hot:
+
+  - ``brier_sum`` (Brier's original multiclass score): mean_n sum_c (p_nc - y_nc)^2, in [0, 2].
+    For C > 2 it equals scikit-learn's ``brier_score_loss(y, p, labels=...)`` with (N, C)
+    probabilities; for C = 2 scikit-learn's binary score is the squared error of the
+    positive class only, (p_n1 - y_n1)^2, which is half of ours.
+  - ``brier_mean``: the mean over classes, brier_sum / C, in [0, 2 / C].
+
+  A model of accuracy a has brier_sum >= 0.5 x (1 - a) (each wrong prediction puts at most
+  0.5 on the true class, so it contributes at least 0.5) and brier_mean >= 0.5 x (1 - a) / C.
+  The paper's Table 7 (0.072-0.084 at about 83% accuracy) is below the first bound (0.085) and
+  above the second (0.0085), so only ``brier_mean`` can be the paper's definition; the tables
+  compare that one with the paper and show ``brier_sum`` beside it. torchmetrics has no Brier
+  score, so :class:`BrierScore` is ours.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from torchmetrics import Metric
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 DEFAULT_BINS = 15
+BRIER_REDUCTIONS = ("sum", "mean")
 
 
 def _check(probs: Tensor, targets: Tensor) -> None:
@@ -32,22 +44,36 @@ def _check(probs: Tensor, targets: Tensor) -> None:
                          f"got {tuple(targets.shape)}")
 
 
-def brier_score(probs: Tensor, targets: Tensor) -> Tensor:
-    """Multiclass Brier score mean_n sum_c (p_nc - 1[y_n = c])^2 (Brier 1950).
+def _check_reduction(reduction: str) -> None:
+    if reduction not in BRIER_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {BRIER_REDUCTIONS}, got {reduction!r}")
+
+
+def brier_score(probs: Tensor, targets: Tensor, reduction: str = "sum") -> Tensor:
+    """Multiclass Brier score (Brier 1950), summed or averaged over the C classes.
+
+    ``reduction="sum"``: mean_n sum_c (p_nc - 1[y_n = c])^2 (``brier_sum``, in [0, 2]);
+    ``reduction="mean"``: the same divided by C (``brier_mean``, in [0, 2 / C]). See the
+    module docstring for how they relate to scikit-learn's ``brier_score_loss``.
 
     Args:
         probs: predicted probabilities (N, C), rows summing to 1.
         targets: integer labels (N,) in [0, C).
+        reduction: ``"sum"`` or ``"mean"`` over classes.
 
     Returns:
-        A 0-d tensor in [0, 2]; 0 for a perfectly confident correct predictor.
+        A 0-d tensor; 0 for a perfectly confident correct predictor.
 
     Raises:
-        ValueError: for mis-shaped inputs.
+        ValueError: for mis-shaped inputs or an unknown ``reduction``.
     """
     _check(probs, targets)
+    _check_reduction(reduction)
     onehot = F.one_hot(targets.long(), probs.shape[1]).to(probs.dtype)
-    return ((probs - onehot) ** 2).sum(1).mean()
+    per_sample = ((probs - onehot) ** 2).sum(1)
+    if reduction == "mean":
+        per_sample = per_sample / probs.shape[1]
+    return per_sample.mean()
 
 
 def expected_calibration_error(probs: Tensor, targets: Tensor,
@@ -99,15 +125,21 @@ class BrierScore(Metric):
 
     Args:
         num_classes: C (checked against ``probs``).
+        reduction: ``"sum"`` (``brier_sum``) or ``"mean"`` (``brier_mean``) over classes.
+
+    Raises:
+        ValueError: for an unknown ``reduction``.
     """
 
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
 
-    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+    def __init__(self, num_classes: int, reduction: str = "sum", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        _check_reduction(reduction)
         self.num_classes = num_classes
+        self.reduction = reduction
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64),
                        dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
@@ -122,9 +154,10 @@ class BrierScore(Metric):
         self.count += probs.shape[0]
 
     def compute(self) -> Tensor:
-        """The mean over all samples seen."""
-        return (self.total / self.count).float()
+        """The mean over all samples seen (divided by C for ``reduction="mean"``)."""
+        divisor = self.num_classes if self.reduction == "mean" else 1
+        return (self.total / self.count / divisor).float()
 
 
-__all__ = ["DEFAULT_BINS", "BrierScore", "brier_score", "expected_calibration_error",
+__all__ = ["BRIER_REDUCTIONS", "DEFAULT_BINS", "BrierScore", "brier_score", "expected_calibration_error",
            "reliability_bins"]
