@@ -38,6 +38,7 @@ from midl.data.base import InMemoryDataModule
 from midl.io import atomic_write_json, atomic_write_text
 from midl.module import ClassificationModule
 from midl.provenance import git_commit, hardware, versions
+from midl.secrets import redact_secrets
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -149,7 +150,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Test sets made of several parts (CIFAR-10-C: 15 corruptions) also report each part.
     per_part = (datamodule.evaluate(module.net, device=module.device)
                 if callable(getattr(datamodule, "evaluate", None)) else None)
-    record = {
+    record = redact_secrets({
         "task_name": cfg.task_name,
         "seed": cfg.seed,
         "test": test_metrics,
@@ -164,7 +165,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "hardware": hardware(),
         "versions": versions(),
         "config": OmegaConf.to_container(cfg, resolve=True),
-    }
+    })  # no secret from the environment reaches the record (midl/secrets.py)
     atomic_write_json(result_path, record)
     log.info("test metrics: %s", json.dumps(test_metrics))
     log.info("wrote %s", result_path)
