@@ -9,6 +9,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from midl.secrets import redact_secrets
+
 
 def run_name(override_dirname: str) -> str:
     """Folder name of a run from its command-line overrides (Hydra's ``override_dirname``).
@@ -16,16 +18,41 @@ def run_name(override_dirname: str) -> str:
     ``"block=midl,seed=3"`` stays as it is; no overrides give ``"default"``; characters that
     cannot appear in one path component (``/``, and anything but letters, digits and
     ``=,.+-_[]:@%``) become ``_``, so a path-valued override never nests folders.
+
+    The value of any secret-looking environment variable typed literally is masked first
+    (:func:`midl.secrets.redact_secrets`).
     """
     if not override_dirname:
         return "default"
-    return re.sub(r"[^\w=,.+\-\[\]:@%]", "_", override_dirname)
+    return re.sub(r"[^\w=,.+\-\[\]:@%]", "_", redact_secrets(override_dirname))
+
+
+def typed_overrides(*, _root_: DictConfig) -> str:
+    """Hydra's ``hydra.job.override_dirname`` as typed on the command line, unresolved.
+
+    Hydra stores an override's value as typed, so ``+foo=${oc.env:WANDB_API_KEY}`` makes
+    ``override_dirname`` an interpolation that ``${hydra:job.override_dirname}`` would resolve
+    (putting the key into the folder name). Read raw here, the folder is named
+    ``+foo=__oc.env:WANDB_API_KEY_``. Used as ``${run_name:${typed_overrides:}}`` in
+    ``configs/hydra/default.yaml``; ``_root_`` is the composed config (OmegaConf passes it).
+
+    Raises:
+        ValueError: if the config has no ``hydra.job`` node (not composed by Hydra).
+    """
+    job = OmegaConf.select(_root_, "hydra.job", throw_on_resolution_failure=False)
+    raw = OmegaConf.to_container(job, resolve=False) if isinstance(job, DictConfig) else {}
+    if not isinstance(raw.get("override_dirname"), str):
+        raise ValueError("${typed_overrides:} needs a config composed by Hydra "
+                         "(hydra.job.override_dirname is missing)")
+    return raw["override_dirname"]
 
 
 def register_resolvers() -> None:
     """Register midl's OmegaConf resolvers (idempotent)."""
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", run_name)
+    if not OmegaConf.has_resolver("typed_overrides"):
+        OmegaConf.register_new_resolver("typed_overrides", typed_overrides)
 
 
 register_resolvers()
