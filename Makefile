@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
+# One data root for every target: $MIDL_DATA_DIR, else ../shared/data when present, else ./data
+DATA_DIR ?= $(or $(MIDL_DATA_DIR),$(if $(wildcard ../shared/data),../shared/data,./data))
+DATA_ENV = MIDL_DATA_DIR=$(abspath $(DATA_DIR))
 .DEFAULT_GOAL := help
 .PHONY: help install train test lint clean
 
@@ -21,10 +24,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 train: install ## Run the default job (MID-L on the embedded digits data); ARGS="..." adds Hydra overrides
-	$(PY) -m midl.train $(ARGS)
+	$(DATA_ENV) $(PY) -m midl.train $(ARGS)
 
-test: install ## Run the test suite (tests needing real data use MIDL_DATA_DIR or ../shared/data, else skip)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: install ## Run the test suite (tests needing real data read the data root, else skip)
+	$(DATA_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## Lint with ruff
 	$(VENV)/bin/ruff check .
@@ -33,21 +36,27 @@ clean: ## Remove run outputs and caches (keeps .venv)
 	rm -rf outputs .cache .pytest_cache .ruff_cache
 
 # ---------------------------------------------------------------------------------------------
-# Paper tables and figures (issue 6). Each target runs its sweep (configs/experiment/<target>.yaml
+# Paper tables and figures. Each target runs its sweep (configs/experiment/<target>.yaml
 # at configs/scale/$(SCALE).yaml), then the midl.evaluate analyses its columns need, then the
 # report: results/$(SCALE)/<target>.{md,csv,tex}. Finished runs and analyses are skipped, so an
 # interrupted `make tables` continues where it stopped. A failed run leaves error.txt, is listed
 # under its table and does not stop the other targets. The report is always rewritten (--force):
 # regenerating is what these targets are for; results/ is in git, so changes show in the diff.
-#   make tables SCALE=smoke | cpu | paper      ARGS="hydra/launcher=joblib" (parallel jobs)
+#   make tables SCALE=smoke | cpu | paper
+# Sweep jobs run in parallel, one per core with one intra-op thread each (Hydra's joblib
+# launcher, configs/hydra/launcher/local_parallel.yaml): on the 2-core CPU that trains more
+# models per hour than one job on all cores (make bench: fast path section). ARGS naming a
+# hydra/launcher (e.g. submitit_slurm) replaces this; PARALLEL= runs the jobs one at a time.
 SCALE ?= smoke
-DATA_DIR ?= $(or $(MIDL_DATA_DIR),$(if $(wildcard ../shared/data),../shared/data,./data))
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+PARALLEL ?= $(if $(findstring hydra/launcher,$(ARGS)),,hydra/launcher=local_parallel \
+	hydra.launcher.n_jobs=$(NPROC) num_threads=1)
 OUTPUTS ?= $(or $(MIDL_OUTPUT_DIR),outputs)
 RESULTS ?= results
 CACHE_DIR ?= $(or $(MIDL_CACHE_DIR),.cache/midl)
 # no real SVHN under the data root: Table 8 / Figure 4 use a generated MNIST-derived fixture
 SVHN_FIXTURE := $(if $(wildcard $(DATA_DIR)/svhn/train_32x32.mat),,$(CACHE_DIR)/svhn-fixture)
-TABLE_ENV = MIDL_DATA_DIR=$(abspath $(DATA_DIR)) MIDL_OUTPUT_DIR=$(OUTPUTS) \
+TABLE_ENV = $(DATA_ENV) MIDL_OUTPUT_DIR=$(OUTPUTS) \
 	MIDL_CACHE_DIR=$(CACHE_DIR) $(if $(SVHN_FIXTURE),MIDL_SVHN_DIR=$(abspath $(SVHN_FIXTURE)))
 SWEEP_DIRS = $(OUTPUTS)/grid_*/multirun
 TABLE_TARGETS := table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 \
@@ -57,7 +66,7 @@ TABLE_TARGETS := table2 table3 table4 table5 table6 table7 table8 table9 table10
 # $(call paper_table,NAME): sweep -> analyses -> report
 define paper_table
 	@echo "== $(1) at SCALE=$(SCALE): sweep"
-	$(TABLE_ENV) $(PY) -m midl.train +experiment=$(1) +scale=$(SCALE) $(ARGS) \
+	$(TABLE_ENV) $(PY) -m midl.train +experiment=$(1) +scale=$(SCALE) $(PARALLEL) $(ARGS) \
 		|| echo "** $(1): some runs failed (error.txt in their folders); the table lists them"
 	@echo "== $(1): analyses"
 	$(TABLE_ENV) $(PY) -m midl.reporting.analyses $(1) $(SWEEP_DIRS) --scale $(SCALE) \
@@ -97,9 +106,25 @@ figures: install svhn-fixture ## Figures 3 (MI vs activation frequency) and 4 (t
 	$(call paper_table,figures)
 
 svhn-fixture: install ## SVHN-layout fixture from MNIST when the real SVHN files are absent
-	$(if $(SVHN_FIXTURE),MIDL_DATA_DIR=$(abspath $(DATA_DIR)) $(PY) scripts/make_svhn_fixture.py $(SVHN_FIXTURE),@echo "real SVHN files in $(DATA_DIR)/svhn")
+	$(if $(SVHN_FIXTURE),$(DATA_ENV) $(PY) scripts/make_svhn_fixture.py $(SVHN_FIXTURE),@echo "real SVHN files in $(DATA_DIR)/svhn")
 
-# Benchmarks (issue 7): ratios timed side by side in one process -> results/bench/<device>.json
+# Fast path check: float32 vs bf16-mixed (+ channels-last), 5 seeds, MNIST MLP and CIFAR-10 CNN
+# on full training sets (configs/scale/precision.yaml); about 2.5 h on the 2-core CPU.
+.PHONY: precision
+precision: install ## fp32 vs bf16 equivalence sweep -> results/bench/precision.md
+	$(TABLE_ENV) PY=$(PY) bash scripts/precision_sweep.sh \
+		|| echo "** precision: some runs failed (error.txt in their folders)"
+	$(TABLE_ENV) $(PY) -m midl.reporting.precision $(OUTPUTS)/precision_*/multirun \
+		--out $(RESULTS)/bench/precision.md --force --command "make precision"
+
+# Benchmarks: ratios timed side by side in one process -> results/bench/<device>.json
 .PHONY: bench
 bench: install ## Benchmark suite: block cost vs GEMM floor, baselines, framework overhead; ARGS="--smoke"
-	$(PY) -m midl.bench $(ARGS)
+	$(DATA_ENV) $(PY) -m midl.bench $(ARGS)
+
+# Any sweep of your own, aggregated: mean ± std per group of runs, pairwise differences with
+# 95% Welch intervals, -> <DIR>/summary.{md,csv,png} (python -m midl.summarize --help)
+.PHONY: summarize
+summarize: install ## Summarize your own sweep: make summarize DIR=outputs/mnist_mlp/multirun [ARGS="--by block"]
+	@test -n "$(DIR)" || { echo "usage: make summarize DIR=<sweep folder> [ARGS=...]"; exit 2; }
+	$(PY) -m midl.summarize $(DIR) $(ARGS)
