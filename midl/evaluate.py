@@ -267,13 +267,17 @@ def analyse_smi(data: dict[str, Any], cfg: DictConfig, figure_path: Path,
     result: dict[str, Any] = {
         "units": "nats", "layer": "block output (last-layer embedding)",
         "n_test": data["n"], "subsample": len(index),
-        "embedding": sliced_mutual_information(x, y, n_directions=cfg.n_directions, **kwargs),
+        # each with its permuted-label bias floor and the estimate above it (midl.metrics.smi)
+        "embedding": sliced_mutual_information(x, y, n_directions=cfg.n_directions,
+                                               n_permutations=cfg.n_permutations, **kwargs),
         "selected": None,
     }
     if data["last_mask"] is not None:
         selected = x * data["last_mask"][index].numpy()
         result["selected"] = sliced_mutual_information(selected, y,
-                                                       n_directions=cfg.n_directions, **kwargs)
+                                                       n_directions=cfg.n_directions,
+                                                       n_permutations=cfg.n_permutations,
+                                                       **kwargs)
     mi = per_neuron_mutual_information(x, y, **kwargs)
     gate = data["gates"].get("block")
     frequency = None
@@ -409,6 +413,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
                 out[f"memory_{batch}_delta_mb"] = values["delta_mb"]
     if "smi" in result:
         out["smi_embedding_nats"] = result["smi"]["embedding"]["smi"]
+        out["smi_embedding_floor_nats"] = result["smi"]["embedding"].get("floor")
         if result["smi"]["selected"] is not None:
             out["smi_selected_nats"] = result["smi"]["selected"]["smi"]
         out["figure3"] = result["smi"]["figure3"]

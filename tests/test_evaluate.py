@@ -76,6 +76,8 @@ def test_evaluate_writes_every_requested_field_and_both_figures(trained_run):
     smi = analysis["smi"]
     assert smi["units"] == "nats" and smi["embedding"]["n_directions"] == 20
     assert smi["embedding"]["n_samples"] == 300 and smi["selected"]["smi"] >= 0
+    for part in ("embedding", "selected"):  # the permuted-label bias floor beside every SMI
+        assert smi[part]["above_floor"] == pytest.approx(smi[part]["smi"] - smi[part]["floor"])
     assert len(smi["per_neuron_mi"]) == len(smi["activation_frequency"]) == 32
     assert sum(smi["activation_frequency"]) == pytest.approx(16)  # k = 16 of 32 per input
     for figure in (smi["figure3"], analysis["tsne"]["figure4"]):

@@ -159,5 +159,5 @@ class BrierScore(Metric):
         return (self.total / self.count / divisor).float()
 
 
-__all__ = ["BRIER_REDUCTIONS", "DEFAULT_BINS", "BrierScore", "brier_score", "expected_calibration_error",
-           "reliability_bins"]
+__all__ = ["BRIER_REDUCTIONS", "DEFAULT_BINS", "BrierScore", "brier_score",
+           "expected_calibration_error", "reliability_bins"]
