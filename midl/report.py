@@ -39,11 +39,11 @@ from midl.io import atomic_write_text
 from midl.provenance import git_commit
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown
 from midl.reporting.runs import Run, collect_runs
+from midl.reporting.scales import ScaleError, analysis_seeds, parse_seeds, scale_settings
 from midl.reporting.tables import FIGURES, TABLES, table_names
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_REFERENCE = ROOT / "results" / "paper_reference.yaml"
-SCALE_DIR = ROOT / "configs" / "scale"
 
 
 class ReportError(RuntimeError):
@@ -53,37 +53,6 @@ class ReportError(RuntimeError):
 def load_paper(path: str | Path = PAPER_REFERENCE) -> dict[str, Any]:
     """The paper's tables (``results/paper_reference.yaml``) as a dict."""
     return yaml.safe_load(Path(path).read_text())
-
-
-def scale_settings(scale: str) -> dict[str, Any]:
-    """The ``scale`` node of ``configs/scale/<scale>.yaml``.
-
-    Raises:
-        ReportError: if there is no such scale.
-    """
-    path = SCALE_DIR / f"{scale}.yaml"
-    if not path.exists():
-        choices = sorted(p.stem for p in SCALE_DIR.glob("*.yaml"))
-        raise ReportError(f"unknown scale {scale!r}: choose from {choices}")
-    return yaml.safe_load(path.read_text())["scale"]
-
-
-def parse_seeds(value: Any) -> list[int]:
-    """Seeds from a scale's ``seeds`` entry (``"0,1,2"``, ``0`` or a list)."""
-    if isinstance(value, int):
-        return [value]
-    if isinstance(value, str):
-        return [int(s) for s in value.split(",") if s.strip()]
-    return [int(s) for s in value]
-
-
-def analysis_seeds(settings: dict[str, Any]) -> dict[str, list[int]]:
-    """Seeds that get each analysis at a scale (``efficiency_seeds``, ``smi_seeds``)."""
-    out = {}
-    for name in ("efficiency", "smi"):
-        if settings.get(f"{name}_seeds") is not None:
-            out[name] = parse_seeds(settings[f"{name}_seeds"])
-    return out
 
 
 def infer_scale(runs: list[Run]) -> str:
@@ -344,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  load_paper(), analysis_seeds(settings))
             for line in bookkeeping(result)[:1]:
                 print(line)
-    except ReportError as error:
+    except (ReportError, ScaleError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for path in paths:

@@ -3,7 +3,9 @@
 - :mod:`midl.reporting.runs`: find run folders and read their ``metrics.json`` / analyses;
 - :mod:`midl.reporting.tables`: the layout of every paper table (rows, columns, paper keys);
 - :mod:`midl.reporting.render`: statistics over seeds, marks, Markdown / CSV / LaTeX;
-- :mod:`midl.reporting.analyses`: the ``midl.evaluate`` analyses a table needs, run once.
+- :mod:`midl.reporting.analyses`: the ``midl.evaluate`` analyses a table needs, run once;
+- :mod:`midl.reporting.scales`: the scales' settings and seeds (``configs/scale/``).
 
-The command line is :mod:`midl.report`.
+The command lines are :mod:`midl.report` (tables) and :mod:`midl.claims` (the claims audit);
+nothing in this package imports them.
 """
