@@ -6,7 +6,7 @@ Usage (after ``make install``; works from any working directory)::
     python -m midl.train +experiment=cifar10_ablation      # the main job (Table 4's MID-L)
     python -m midl.train +experiment=mnist_mlp block=dropout trainer.max_epochs=1
     python -m midl.train -m +experiment=mnist_mlp seed=0,1,2,3,4   # a seed sweep
-    python -m midl.train -m hydra/launcher=joblib ...       # sweep jobs in parallel (if installed)
+    python -m midl.train -m hydra/launcher=local_parallel ...   # sweep jobs in parallel (joblib)
 
 Each run writes into its output directory (``outputs/<task_name>/runs/<time>/`` or, in a sweep,
 ``outputs/<task_name>/multirun/<swept values>/``): ``.hydra/`` (the composed config),
@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from midl.config import register_resolvers, validate
 from midl.data.base import InMemoryDataModule
+from midl.extras import best_validation, objective, start_run
 from midl.io import atomic_write_json, atomic_write_text
 from midl.module import ClassificationModule
 from midl.provenance import git_commit, hardware, versions
@@ -155,6 +156,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "test": test_metrics,
         "tested_checkpoint": ckpt_path or "final weights",
+        "best_val": best_validation(trainer),  # e.g. {"val/acc": ...} of the best checkpoint
         **({"test_parts": per_part} if per_part is not None else {}),
         "epochs_trained": trainer.current_epoch,
         "resumed_from": resume_from,
@@ -180,7 +182,7 @@ def record_failure(output_dir: Path, error: BaseException) -> Path:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Hydra entry point; returns the test accuracy (for Hydra sweepers).
+    """Hydra entry point; returns ``optimized_metric`` (default ``test/acc``) for sweepers.
 
     A run that fails leaves ``error.txt`` with its traceback in its folder and re-raises; in a
     sweep, Hydra's launcher still runs the other jobs and exits non-zero at the end. A run
@@ -188,6 +190,7 @@ def main(cfg: DictConfig) -> float | None:
     exits with status 143. A later successful rerun removes the stale ``error.txt``.
     """
     output_dir = Path(cfg.paths.output_dir)
+    start_run(cfg)  # extras: print the config tree (extras.print_config)
     try:
         record = train(cfg)
     except SIGTERMException as error:  # a SystemExit: pre-empted, last.ckpt saved
@@ -198,7 +201,7 @@ def main(cfg: DictConfig) -> float | None:
         raise
     (output_dir / "error.txt").unlink(missing_ok=True)
     print(json.dumps({"output_dir": cfg.paths.output_dir, **record["test"]}, indent=2))
-    return record["test"].get("test/acc")
+    return objective(record, cfg.get("optimized_metric"))  # test/acc unless a search says
 
 
 if __name__ == "__main__":
