@@ -17,13 +17,17 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from midl.secrets import redact_secrets
+
 # groups printed first, in this order (the rest follow as composed)
 TREE_ORDER = ("data", "model", "block", "trainer", "callbacks", "logger", "paths", "extras")
 
 
 def config_tree(cfg: DictConfig, order: Sequence[str] = TREE_ORDER, resolve: bool = True) -> Any:
     """The composed config as a ``rich.tree.Tree``: one branch per top-level key, each holding
-    its YAML (interpolations resolved where they can be; kept as written where not)."""
+    its YAML (interpolations resolved where they can be; kept as written where not), with
+    the values of secret-looking environment variables masked
+    (:func:`midl.secrets.redact_secrets`)."""
     from rich.syntax import Syntax
     from rich.tree import Tree
 
@@ -38,6 +42,7 @@ def config_tree(cfg: DictConfig, order: Sequence[str] = TREE_ORDER, resolve: boo
                 text = OmegaConf.to_yaml(node, resolve=False)
         else:
             text = str(node)
+        text = redact_secrets(text)  # no secret from the environment is printed
         tree.add(str(key), style="bold").add(Syntax(text.rstrip(), "yaml", word_wrap=True,
                                                     background_color="default"))
     return tree
