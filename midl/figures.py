@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,26 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_png(fig: Any, path: str | Path, dpi: int = 150) -> Path:
+    """Write ``fig`` to the PNG file ``path`` atomically (a temporary file in the same folder,
+    then a rename: an interruption leaves any older file intact) and close it.
+
+    Returns:
+        The path written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -54,7 +71,7 @@ def plot_smi_vs_frequency(mutual_information: Sequence[float], frequency: Sequen
     ax.set_ylabel("per-neuron MI with label (nats)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def tsne_embedding(embeddings: np.ndarray, seed: int = 0,
@@ -104,7 +121,7 @@ def plot_tsne(embeddings: np.ndarray, labels: np.ndarray, path: str | Path,
         ax.legend(markerscale=3, fontsize=7, loc="best", title="class")
     ax.set_xticks([]), ax.set_yticks([])
     ax.set_title(f"{title} (n={len(labels)})")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 __all__ = ["plot_smi_vs_frequency", "plot_tsne", "tsne_embedding"]
