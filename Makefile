@@ -105,6 +105,15 @@ baselines: install ## Extra table: every Section 5.3 baseline on MNIST and CIFAR
 figures: install svhn-fixture ## Figures 3 (MI vs activation frequency) and 4 (t-SNE)
 	$(call paper_table,figures)
 
+# Claims audit (issue 15): every claim of results/claims.yaml judged on the run records the
+# tables read (a table without records: its committed results/$(SCALE)/<table>.csv), by the rules
+# of midl/claims.py -> results/$(SCALE)/claims.{md,csv,png}, claims_<table>.png and the verdict
+# block of results/README.md. Runs nothing: make the tables first.
+.PHONY: claims
+claims: install ## Claims audit: results/$(SCALE)/claims.{md,csv,png} and results/README.md's verdicts
+	$(TABLE_ENV) $(PY) -m midl.claims --scale $(SCALE) --out $(RESULTS) \
+		--runs $(SWEEP_DIRS) $(RESULTS)/runs/$(SCALE) --readme $(RESULTS)/README.md
+
 svhn-fixture: install ## SVHN-layout fixture from MNIST when the real SVHN files are absent
 	$(if $(SVHN_FIXTURE),$(DATA_ENV) $(PY) scripts/make_svhn_fixture.py $(SVHN_FIXTURE),@echo "real SVHN files in $(DATA_DIR)/svhn")
 
