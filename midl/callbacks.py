@@ -12,6 +12,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from midl.data.sampling import epoch_seed
@@ -146,6 +147,39 @@ class PreemptionCheckpoint(pl.Callback):
         if self._requeue_pending:
             self._requeue_pending = False
             self._requeue()
+
+
+class LastEveryEpochCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` (same arguments) that rewrites ``last.ckpt`` after every
+    epoch (with ``save_last: true``).
+
+    Lightning 2.6 rewrites ``last.ckpt`` only when it also saves a top-k checkpoint, i.e.
+    when the monitored metric improves; a run interrupted after epochs without improvement
+    then resumed from an older epoch and trained those epochs again. Here, whenever the
+    parent saved nothing at a validation end (or a training epoch end, when checkpoints are
+    taken there), ``last.ckpt`` is written anyway.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """The parent's key, so checkpoints written with ``ModelCheckpoint`` resume alike."""
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def _save_last_if_behind(self, trainer: pl.Trainer) -> None:
+        # _should_skip_saving_checkpoint: sanity check, fast_dev_run, not fitting, or already
+        # saved at this step (by the parent, when the metric improved)
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class NonFiniteLossError(RuntimeError):

@@ -6,23 +6,27 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Call ``write(f)`` on a temporary file ``.<name>.<random>.tmp`` in ``path``'s folder,
+    fsync it, and rename it to ``path``.
 
-    An interruption (crash, kill, exception) leaves any existing file at ``path`` intact.
-    Parent folders are created. Returns the path written.
+    The rename stays within one folder, hence one filesystem, so it is atomic: a crash, a
+    kill, a full disk or an exception in ``write`` leaves any existing file at ``path`` intact
+    (and the temporary file is removed, except after a kill). Parent folders are created.
+    Returns the path written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -30,6 +34,15 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_write`).
+
+    An interruption (crash, kill, exception) leaves any existing file at ``path`` intact.
+    Parent folders are created. Returns the path written.
+    """
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _umask() -> int:

@@ -1,13 +1,20 @@
-"""What produced a result: code commit, hardware and library versions."""
+"""What produced a result: code commit, hardware, library versions, and the canonical
+configuration hash that says which settings it was computed with."""
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 
 def git_commit(repo: str | Path | None = None) -> dict[str, str | bool | None]:
@@ -51,3 +58,127 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "lightning": lightning.__version__, "torchmetrics": torchmetrics.__version__}
+
+
+# Settings that do not change what a run computes, left out of its configuration hash. Each
+# entry removes that key and everything below it (dotted path in the resolved config).
+NOT_RESULT_KEYS: tuple[str, ...] = (
+    "hydra",                      # launcher, sweeper, folder names, logging of Hydra itself
+    "paths",                      # where data, caches and outputs live (see below)
+    "logger",                     # where the curves go (CSV, W&B, TensorBoard)
+    "extras",                     # printing the config tree before the run
+    "tags",                       # free-form labels
+    "task_name",                  # names the output folder
+    "force",                      # rerun instead of skipping
+    "resume",                     # continue from last.ckpt instead of starting afresh
+    "optimized_metric",           # what a sweeper reads from the finished record
+    "scale",                      # its training settings reach data.* and trainer.* through
+                                  # interpolations (kept there); the rest tunes analyses
+    "compile",                    # nn.Module.compile: the same network, compiled
+    "trainer.accelerator",        # where it runs (cpu | gpu): recorded under "hardware"
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "data.download",              # fetch missing files: the files are the same
+    "data.on_device",             # hold the dataset on the GPU: the same batches
+    "data.eval_batch_size",       # validation/test batch size: the same predictions
+    "callbacks.progress_bar",
+    "callbacks.rich_progress_bar",
+    "callbacks.preemption",       # saves last.ckpt on SIGTERM
+    "callbacks.finite_loss",      # stops a run whose loss is NaN (it then has no result)
+    # checkpoint files (which one is tested is callbacks.model_checkpoint.monitor/mode, kept)
+    "callbacks.model_checkpoint._target_",
+    "callbacks.model_checkpoint.dirpath",
+    "callbacks.model_checkpoint.filename",
+    "callbacks.model_checkpoint.save_top_k",
+    "callbacks.model_checkpoint.save_last",
+    "callbacks.model_checkpoint.auto_insert_metric_name",
+)
+"""Keys of the resolved config that are not part of a run's result-relevant settings.
+
+Everything else counts, including keys added to the configs later: a new setting makes older
+records differ from a new run until it is listed here (only if it cannot change a result).
+Paths inside kept values (``trainer.default_root_dir``, ``data.data_dir``) are written relative
+to ``paths.*`` (``<paths.output_dir>/checkpoints``), so moving the data or the output folder
+does not change the hash, while pointing one setting at another folder does.
+"""
+
+
+def _as_container(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)  # type: ignore[return-value]
+    return copy.deepcopy(dict(config))
+
+
+def _relative_to_paths(value: Any, prefixes: list[tuple[str, str]]) -> Any:
+    if isinstance(value, dict):
+        return {k: _relative_to_paths(v, prefixes) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relative_to_paths(v, prefixes) for v in value]
+    if isinstance(value, str):
+        for prefix, name in prefixes:
+            if value == prefix or value.startswith(prefix.rstrip("/") + "/"):
+                return f"<{name}>{value[len(prefix.rstrip('/')):]}"
+    return value
+
+
+def result_config(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a run that can change its result: the resolved config without
+    :data:`NOT_RESULT_KEYS`, with values under a ``paths.*`` folder written relative to it.
+
+    Args:
+        config: a composed config (resolved here; every interpolation must resolve) or an
+            already resolved one, e.g. the ``config`` of a ``metrics.json`` record.
+
+    Returns:
+        A new plain dict (the input is not changed).
+    """
+    resolved = _as_container(config)
+    paths = resolved.get("paths") if isinstance(resolved.get("paths"), dict) else {}
+    prefixes = sorted(((str(v), f"paths.{k}") for k, v in paths.items()
+                       if isinstance(v, str) and v.strip("/.")),
+                      key=lambda item: len(item[0]), reverse=True)
+    for key in NOT_RESULT_KEYS:
+        *parents, leaf = key.split(".")
+        node: Any = resolved
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return _relative_to_paths(resolved, prefixes)
+
+
+def config_hash(config: DictConfig | Mapping[str, Any]) -> str:
+    """Canonical hash of a run's result-relevant settings (:func:`result_config`): the first
+    16 hex digits of the SHA-256 of its JSON with sorted keys. Two runs with the same hash
+    were configured alike (seed included); key order and excluded keys do not matter."""
+    text = json.dumps(result_config(config), sort_keys=True, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+_ABSENT = object()
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict) and node:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def config_differences(old: DictConfig | Mapping[str, Any],
+                       new: DictConfig | Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The result-relevant settings that differ between two configs, as sorted
+    ``(dotted key, old value, new value)``; a key missing on one side has the value
+    ``"<absent>"`` there."""
+    a, b = _flatten(result_config(old)), _flatten(result_config(new))
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, _ABSENT), b.get(key, _ABSENT)
+        if va != vb:
+            out.append((key, "<absent>" if va is _ABSENT else va,
+                        "<absent>" if vb is _ABSENT else vb))
+    return out

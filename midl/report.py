@@ -38,7 +38,7 @@ import yaml
 from midl.io import atomic_write_text
 from midl.provenance import git_commit
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown
-from midl.reporting.runs import Run, collect_runs
+from midl.reporting.runs import DuplicateRunError, Run, collect_runs
 from midl.reporting.scales import ScaleError, analysis_seeds, parse_seeds, scale_settings
 from midl.reporting.tables import FIGURES, TABLES, table_names
 
@@ -313,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  load_paper(), analysis_seeds(settings))
             for line in bookkeeping(result)[:1]:
                 print(line)
-    except (ReportError, ScaleError) as error:
+    except (ReportError, ScaleError, DuplicateRunError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for path in paths:

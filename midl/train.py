@@ -33,12 +33,28 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from midl.checkpoints import AtomicCheckpointIO, ConfigStamp, resume_checkpoint
 from midl.config import register_resolvers, validate
 from midl.data.base import InMemoryDataModule
 from midl.extras import best_validation, objective, start_run
 from midl.io import atomic_write_json, atomic_write_text
+from midl.loggers import AppendingCSVLogger
 from midl.module import ClassificationModule
-from midl.provenance import git_commit, hardware, versions
+from midl.provenance import (
+    config_differences,
+    config_hash,
+    git_commit,
+    hardware,
+    result_config,
+    versions,
+)
+from midl.run_folder import (
+    RunRefusedError,
+    StaleResultError,
+    finished_record,
+    run_lock,
+    stale_message,
+)
 from midl.secrets import redact_secrets
 
 log = logging.getLogger(__name__)
@@ -104,35 +120,84 @@ def set_num_threads(num_threads: int | None) -> None:
     torch.set_num_threads(int(num_threads))
 
 
+def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The finished record of this run if it may be reused instead of training, else None.
+
+    Reused only if ``force`` is false and ``output_dir/metrics.json`` holds a record whose
+    result-relevant settings (:func:`midl.provenance.config_hash` of its resolved ``config``)
+    equal ``cfg``'s. A corrupt or empty ``metrics.json`` is set aside and the run redone
+    (:func:`midl.run_folder.finished_record`).
+
+    Raises:
+        StaleResultError: the record was made with other settings; the message names the
+            differing keys and how to proceed. ``.hydra/config.yaml`` (rewritten by Hydra
+            for this invocation) is restored from the record, so the folder stays consistent.
+    """
+    record = finished_record(output_dir)
+    if record is None or cfg.get("force", False):
+        return None
+    current = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
+    recorded = record.get("config")
+    if not isinstance(recorded, dict) or config_hash(recorded) != config_hash(current):
+        differences = config_differences(recorded if isinstance(recorded, dict) else {},
+                                         current)
+        hydra_config = output_dir / ".hydra" / "config.yaml"
+        if hydra_config.exists() and isinstance(recorded, dict):
+            atomic_write_text(hydra_config, OmegaConf.to_yaml(OmegaConf.create(recorded)))
+        raise StaleResultError(stale_message(f"The finished run in {output_dir}", differences))
+    log.info("%s: this run is complete with the same settings (config hash %s), skipping it "
+             "(force=true reruns it)", output_dir / "metrics.json", config_hash(current))
+    return record
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and write ``metrics.json`` for one run; return the written record.
 
-    If the output directory already holds a ``metrics.json`` and ``cfg.force`` is false, the
-    run is skipped and the existing record is returned (a sweep continues where it stopped).
-    If it holds ``checkpoints/last.ckpt`` from an interrupted run and ``cfg.resume`` is true,
-    training resumes from it; ``force=true`` starts afresh.
+    The run folder is locked for the whole run (:func:`midl.run_folder.run_lock`): a second
+    process with the same overrides refuses at once. If the folder holds a finished record
+    of the same settings and ``cfg.force`` is false, the run is skipped and that record
+    returned (:func:`existing_result`; a sweep continues where it stopped). If it holds
+    checkpoints of an interrupted run and ``cfg.resume`` is true, training resumes from the
+    newest one that loads and was written with the same settings
+    (:func:`midl.checkpoints.resume_checkpoint`); ``force=true`` starts afresh.
+
+    Raises:
+        midl.run_folder.RunRefusedError: the folder is locked by another process, or its
+            result or checkpoint was made with other settings.
     """
     output_dir = Path(cfg.paths.output_dir)
+    with run_lock(output_dir):
+        return _train(cfg, output_dir)
+
+
+def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     result_path = output_dir / "metrics.json"
     cheap_cuda_checks()
-    if result_path.exists() and not cfg.get("force", False):
-        log.info("%s exists: this run is complete, skipping it (force=true reruns it)",
-                 result_path)
-        return json.loads(result_path.read_text())
+    if (record := existing_result(output_dir, cfg)) is not None:
+        return record
 
     validate(cfg)
+    resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
+    run_hash, run_settings = config_hash(resolved), result_config(resolved)
     set_num_threads(cfg.get("num_threads"))
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    callbacks.append(ConfigStamp(run_hash, run_settings))  # checkpoints name their settings
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
+                                      plugins=[AtomicCheckpointIO()])
 
-    last = output_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last) if cfg.resume and last.exists() and not cfg.force else None
+    resume_path, resume_step = (resume_checkpoint(output_dir / "checkpoints", run_hash,
+                                                  run_settings)
+                                if cfg.resume and not cfg.force else (None, 0))
+    resume_from = str(resume_path) if resume_path is not None else None
+    for logger in loggers:  # curves continue from the checkpoint (or start afresh)
+        if isinstance(logger, AppendingCSVLogger):
+            logger.keep_rows_before(resume_step)
     if resume_from:
-        log.info("resuming from %s", resume_from)
+        log.info("resuming from %s (step %d)", resume_from, resume_step)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         checkpoint = trainer.checkpoint_callback
@@ -167,6 +232,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "hardware": hardware(),
         "versions": versions(),
         "config": OmegaConf.to_container(cfg, resolve=True),
+        "config_hash": run_hash,        # midl.provenance.config_hash of the settings below
+        "result_config": run_settings,  # the settings that change a result
     })  # no secret from the environment reaches the record (midl/secrets.py)
     atomic_write_json(result_path, record)
     log.info("test metrics: %s", json.dumps(test_metrics))
@@ -196,6 +263,9 @@ def main(cfg: DictConfig) -> float | None:
     except SIGTERMException as error:  # a SystemExit: pre-empted, last.ckpt saved
         log.error("run pre-empted; traceback in %s", record_failure(output_dir, error))
         sys.exit(128 + signal.SIGTERM)  # the shell's code for "terminated by SIGTERM"
+    except RunRefusedError as error:  # the folder is left as it was (no error.txt)
+        log.error("%s", error)
+        raise
     except Exception as error:
         log.error("run failed; traceback in %s", record_failure(output_dir, error))
         raise

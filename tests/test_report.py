@@ -14,7 +14,7 @@ import yaml
 
 from midl import report
 from midl.reporting.render import build_table, markdown
-from midl.reporting.runs import collect_runs
+from midl.reporting.runs import RunKey, collect_runs, expected_config
 from midl.reporting.tables import TABLES
 
 PAPER = yaml.safe_load(report.PAPER_REFERENCE.read_text())
@@ -39,7 +39,10 @@ def make_run(root: Path, setting: str, block: str, seed: int, noise: float = 0.0
     if status == "complete":
         record = {"test": test or {}, "seed": seed, "wall_time_s": 10.0,
                   "commit": {"hash": "abc", "dirty": False}, "command": "midl/train.py x",
-                  "hardware": {"cpu_count": 2}, "config": config or {}}
+                  "hardware": {"cpu_count": 2},
+                  # the config the table's sweep composes for this run, as midl.train records it
+                  "config": config if config is not None else expected_config(
+                      RunKey(setting, block, noise, seed, scale))}
         if analysis:
             record["analysis"] = analysis
         (path / "metrics.json").write_text(json.dumps(record))

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from midl.reporting.runs import Run, RunKey
+from midl.reporting.runs import NotCounted, Run, RunKey, expected_config, select_runs
 from midl.reporting.tables import CIFAR10C_FILE, Column, Row, TableSpec
 
 FULL_N = 5  # the paper's runs per result (Table 12)
@@ -82,6 +82,7 @@ class TableResult:
     incomplete: list[Run]
     missing: list[RunKey]
     missing_analyses: list[str] = field(default_factory=list)
+    not_counted: list[NotCounted] = field(default_factory=list)
 
 
 def paper_entry(paper: dict[str, Any], spec: TableSpec, row: Row) -> dict[str, Any] | None:
@@ -111,22 +112,36 @@ def _cell_source(row: Row, column: Column):
     return column.value, noise, column.na
 
 
+def _expected_keys(spec: TableSpec, seeds: list[int], scale: str | None) -> list[RunKey]:
+    keys: dict[RunKey, None] = {}
+    for row in spec.rows:
+        for column in spec.columns:
+            extractor, noise, _ = _cell_source(row, column)
+            if extractor is not None:
+                for seed in seeds:  # every seed's training run, whatever the column
+                    keys[RunKey(row.setting, row.block, noise, seed, scale)] = None
+    return list(keys)
+
+
 def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str | None,
-                paper: dict[str, Any], analysis_seeds: dict[str, list[int]] | None = None
-                ) -> TableResult:
+                paper: dict[str, Any], analysis_seeds: dict[str, list[int]] | None = None,
+                expected=expected_config) -> TableResult:
     """Fill ``spec`` from ``runs`` (only runs of ``scale`` and of the expected ``seeds`` count).
 
     ``analysis_seeds`` maps an analysis (``efficiency``, ``smi``) to the seeds that get it at
     this scale (default: all ``seeds``); a column needing it aggregates those seeds only.
-    Runs of the same key in several folders (should not happen) count once: the first path.
+    A cell counts, per seed, the one complete run whose recorded configuration equals the one
+    ``expected(key)`` composes (:func:`midl.reporting.runs.select_runs`); runs of the same
+    key configured otherwise are listed as not counted, never chosen.
+
+    Raises:
+        midl.reporting.runs.DuplicateRunError: two complete runs of one configuration and seed.
     """
     analysis_seeds = analysis_seeds or {}
-    index: dict[RunKey, Run] = {}
-    for run in runs:
-        if run.key.scale == scale and run.key.seed in seeds:
-            index.setdefault(run.key, run)
+    keys = _expected_keys(spec, seeds, scale)
+    selection = select_runs(runs, keys, expected)
+    index = selection.counted
     cells: dict[tuple[str, str], CellResult] = {}
-    expected: dict[RunKey, None] = {}
     missing_analyses: list[str] = []
     for row in spec.rows:
         entry = paper_entry(paper, spec, row)
@@ -143,9 +158,7 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                 continue
             cell_seeds = analysis_seeds.get(extractor.needs, seeds)
             for seed in seeds:
-                key = RunKey(row.setting, row.block, noise, seed, scale)
-                expected[key] = None  # every seed's training run, whatever the column
-                run = index.get(key)
+                run = index.get(RunKey(row.setting, row.block, noise, seed, scale))
                 if seed not in cell_seeds or run is None or not run.complete:
                     continue
                 value = extractor(run)
@@ -158,15 +171,15 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
             if not result.values and extractor.needs == "efficiency" and column.na != "n/a":
                 result.na = na  # e.g. a GPU column without any GPU measurement
             cells[(row.label, column.key)] = result
-    keys = list(expected)
-    found = [index[k] for k in keys if k in index]
+    unfinished = [selection.unfinished[k] for k in keys if k in selection.unfinished]
     return TableResult(
         spec, cells, keys,
-        counted=[r for r in found if r.complete],
-        failed=[r for r in found if r.status == "failed"],
-        incomplete=[r for r in found if r.status == "incomplete"],
-        missing=[k for k in keys if k not in index],
-        missing_analyses=sorted(set(missing_analyses)))
+        counted=[index[k] for k in keys if k in index],
+        failed=[r for r in unfinished if r.status == "failed"],
+        incomplete=[r for r in unfinished if r.status == "incomplete"],
+        missing=[k for k in keys if k not in index and k not in selection.unfinished],
+        missing_analyses=sorted(set(missing_analyses)),
+        not_counted=selection.not_counted)
 
 
 def fmt(value: float | None, digits: int, signed: bool = False) -> str:
@@ -221,14 +234,17 @@ def markdown(result: TableResult, header: list[str]) -> str:
 
 
 def bookkeeping(result: TableResult) -> list[str]:
-    """Lines listing counted, failed, incomplete and missing runs and missing analyses."""
+    """Lines listing counted, failed, incomplete and missing runs, runs not counted because
+    their configuration differs from the table's, and missing analyses."""
     lines = [f"Runs: {len(result.counted)} complete of {len(result.expected)} expected; "
              f"{len(result.failed)} failed, {len(result.incomplete)} incomplete, "
-             f"{len(result.missing)} missing."]
+             f"{len(result.missing)} missing, {len(result.not_counted)} not counted."]
     for run in result.failed:
         lines.append(f"- failed (error.txt): `{run.path}`")
     for run in result.incomplete:
-        lines.append(f"- incomplete (no metrics.json): `{run.path}`")
+        lines.append(f"- incomplete ({run.note or 'no metrics.json'}): `{run.path}`")
+    for item in result.not_counted:
+        lines.append(f"- not counted: `{item.run.path}` {item.text()}")
     for key in result.missing:
         lines.append(f"- missing: setting={key.setting} block={key.block} "
                      f"label_noise={key.noise} seed={key.seed} scale={key.scale}")

@@ -10,17 +10,28 @@ writes it when a job starts). Its status is
 
 A run is identified by its :class:`RunKey`: the setting (``+experiment/setting``), the block,
 the label-noise rate, the seed and the scale, read from Hydra's record of the job
-(``.hydra/hydra.yaml`` choices and ``.hydra/overrides.yaml``).
+(``.hydra/hydra.yaml`` choices and ``.hydra/overrides.yaml``). The key only finds the
+candidates of a table cell: :func:`select_runs` counts a complete run only if its recorded
+configuration (:func:`midl.provenance.config_hash` of the resolved ``config`` in
+``metrics.json``) equals the one the table's sweep composes for that key
+(:func:`expected_config`); candidates configured otherwise (e.g. ``block.top_k=0.05`` typed on
+the command line) are returned as not counted, with the settings that differ.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from midl.provenance import config_differences, config_hash
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass(frozen=True)
@@ -42,10 +53,21 @@ class Run:
     key: RunKey
     status: str
     record: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # why an incomplete run is incomplete, when known
 
     @property
     def complete(self) -> bool:
         return self.status == "complete"
+
+    @property
+    def config_hash(self) -> str | None:
+        """:func:`midl.provenance.config_hash` of the record's resolved ``config``
+        (recomputed, so records written before the hash existed, or before a change of
+        :data:`midl.provenance.NOT_RESULT_KEYS`, are read alike); the recorded
+        ``config_hash`` if there is no config; None if neither."""
+        if isinstance(self.record.get("config"), dict) and self.record["config"]:
+            return config_hash(self.record["config"])
+        return self.record.get("config_hash")
 
     def side_json(self, name: str) -> dict[str, Any] | None:
         """A JSON file next to ``metrics.json`` (e.g. ``cifar10c_severity3.json``), or None."""
@@ -103,18 +125,23 @@ def read_run(path: Path) -> Run | None:
     scale = choices.get("scale") or overrides.get("scale")
     key = RunKey(str(setting), str(block), noise, int(overrides["seed"]), scale)
     record: dict[str, Any] = {}
-    status = "incomplete"
+    status, note = "incomplete", ""
     metrics = path / "metrics.json"
     if metrics.exists():
         try:
             record = json.loads(metrics.read_text())
-        except (OSError, json.JSONDecodeError):
-            record = {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            record, note = {}, "metrics.json unreadable (corrupt or empty; a rerun redoes it)"
+        if not isinstance(record, dict):
+            record, note = {}, "metrics.json is not a record (a rerun redoes it)"
+    set_aside = sorted(path.glob("metrics.json.corrupt-*"))
+    if not note and set_aside:
+        note = f"corrupt metrics.json set aside as {set_aside[-1].name}; not redone yet"
     if record.get("test"):
         status = "complete"
     elif (path / "error.txt").exists():
         status = "failed"
-    return Run(path, key, status, record)
+    return Run(path, key, status, record, note)
 
 
 def collect_runs(sweep_dirs: list[str | Path]) -> list[Run]:
@@ -138,3 +165,119 @@ def collect_runs(sweep_dirs: list[str | Path]) -> list[Run]:
             if run is not None:
                 runs.append(run)
     return sorted(runs, key=lambda r: str(r.path))
+
+
+def table_overrides(key: RunKey) -> list[str]:
+    """The command-line overrides of the table sweep job that produces ``key``'s run."""
+    scale = [f"+scale={key.scale}"] if key.scale is not None else []
+    return [f"+experiment/setting={key.setting}", *scale, f"block={key.block}",
+            f"data.label_noise={key.noise}", f"seed={key.seed}"]
+
+
+@functools.lru_cache(maxsize=256)
+def _compose(overrides: tuple[str, ...]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from midl.config import register_resolvers
+
+    register_resolvers()
+    if GlobalHydra.instance().is_initialized():
+        GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("train", overrides=list(overrides))
+    with open_dict(cfg):  # only a Hydra run knows its folder; the hash does not use it
+        cfg.paths.output_dir = "<paths.output_dir>"
+    return cfg
+
+
+def expected_config(key: RunKey) -> dict[str, Any]:
+    """The resolved config ``configs/train.yaml`` composes for the table job of ``key``
+    (:func:`table_overrides`), as ``midl.train`` would record it (``paths.output_dir`` left
+    as a placeholder). Compositions are cached per setting, block, noise and scale.
+
+    Raises:
+        hydra.errors.HydraException: if the key's setting, block or scale has no config.
+    """
+    overrides = table_overrides(key)
+    cfg = _compose(tuple(o for o in overrides if not o.startswith("seed=")))
+    cfg = cfg.copy()
+    cfg.seed = key.seed
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+class DuplicateRunError(RuntimeError):
+    """Two complete runs hold the same configuration and seed: which one counts is unclear."""
+
+
+@dataclass
+class NotCounted:
+    """A complete run found under a cell's key whose configuration differs from the table's:
+    ``differences`` lists ``(dotted key, the run's value, the table's value)``."""
+
+    run: Run
+    differences: list[tuple[str, Any, Any]]
+
+    def text(self, limit: int = 4) -> str:
+        """``differs in block.top_k=0.05, ...`` (at most ``limit`` keys named)."""
+        if not self.differences:
+            return "has no resolved config in metrics.json"
+        shown = [f"{k}={_short(v)}" for k, v, _ in self.differences[:limit]]
+        more = len(self.differences) - limit
+        return "differs in " + ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass
+class Selection:
+    """What :func:`select_runs` found for the expected keys of a table."""
+
+    counted: dict[RunKey, Run]              # the one complete run of the table's config
+    unfinished: dict[RunKey, Run]           # failed / incomplete runs of keys not counted
+    not_counted: list[NotCounted]           # complete runs configured otherwise
+
+
+def select_runs(runs: list[Run], keys: list[RunKey], expected=expected_config) -> Selection:
+    """Pick, for each key, the complete run whose configuration hash equals that of
+    ``expected(key)`` (the table's composed config).
+
+    Runs of a key that are complete but configured otherwise are returned in
+    ``not_counted`` with the settings that differ; failed or incomplete runs of a key without
+    a counted run go to ``unfinished`` (the first by path).
+
+    Raises:
+        DuplicateRunError: two complete runs of the table's configuration and seed, naming
+            both folders.
+    """
+    by_key: dict[RunKey, list[Run]] = {}
+    for run in runs:
+        by_key.setdefault(run.key, []).append(run)
+    selection = Selection({}, {}, [])
+    for key in keys:
+        candidates = by_key.get(key, [])
+        complete = [r for r in candidates if r.complete]
+        if complete:
+            wanted = expected(key)
+            wanted_hash = config_hash(wanted)
+            for run in complete:
+                if run.config_hash != wanted_hash:
+                    config = run.record.get("config")
+                    differences = (config_differences(config, wanted)
+                                   if isinstance(config, dict) and config else [])
+                    selection.not_counted.append(NotCounted(run, differences))
+                elif key in selection.counted:
+                    first = selection.counted[key]
+                    raise DuplicateRunError(
+                        f"{first.path} and {run.path} hold the same configuration (hash "
+                        f"{wanted_hash}) and seed {key.seed}: remove or move one of them")
+                else:
+                    selection.counted[key] = run
+        if key not in selection.counted:
+            unfinished = [r for r in candidates if not r.complete]
+            if unfinished:
+                selection.unfinished[key] = unfinished[0]
+    return selection

@@ -1,0 +1,141 @@
+"""A run folder's state between processes: who works in it, whether it holds a finished
+result that may be reused, and what a killed process left behind.
+
+- :func:`run_lock`: a per-folder lock (``filelock``); a second process started with the same
+  overrides refuses at once (:class:`RunLockedError`, naming the folder and the holder's pid)
+  instead of training into the same files.
+- :func:`finished_record`: the folder's ``metrics.json``, or None when there is none or it is
+  corrupt or empty (then set aside as ``metrics.json.corrupt-<time>``, so the run is redone and
+  the report lists it); leftovers of an interrupted atomic write (``.metrics.json.*.tmp``)
+  are removed.
+- :func:`stale_message`: why a recorded result or checkpoint is not reused when its
+  result-relevant settings differ from the current ones, and how to proceed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from midl.io import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".run.lock"
+PID_NAME = ".run.pid"
+
+
+class RunRefusedError(RuntimeError):
+    """The run folder cannot be used as asked (nothing was changed in it)."""
+
+
+class RunLockedError(RunRefusedError):
+    """Another process holds the run folder's lock."""
+
+
+class StaleResultError(RunRefusedError):
+    """The folder's result or checkpoint was made with other result-relevant settings."""
+
+
+@contextmanager
+def run_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold ``<folder>/.run.lock`` for the block; write this process's pid to ``.run.pid``.
+
+    Yields the folder. Only the first process of a multi-GPU run (``LOCAL_RANK`` 0 or unset)
+    locks; the others work under its lock.
+
+    Raises:
+        RunLockedError: at once, if another process holds the lock; names the folder and the
+            holder's pid (``.run.pid``; "unknown" if it has not written it yet).
+    """
+    folder = Path(folder)
+    if os.environ.get("LOCAL_RANK", "0") != "0":
+        yield folder
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = (folder / PID_NAME).read_text().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise RunLockedError(
+            f"{folder} is in use by another process (pid {holder}) started with the same "
+            "overrides: wait for it to finish, stop it, or choose another folder") from None
+    try:
+        atomic_write_text(folder / PID_NAME, f"{os.getpid()}\n")
+        yield folder
+    finally:
+        (folder / PID_NAME).unlink(missing_ok=True)
+        lock.release()
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Rename ``path`` to ``<name>.corrupt-<UTC time>`` in its folder, log why, and return
+    the new path (never overwrites: a counter is added if the name exists)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        n += 1
+    path.rename(target)
+    log.warning("%s %s: set aside as %s", path, reason, target.name)
+    return target
+
+
+def remove_write_leftovers(folder: str | Path, name: str = "metrics.json") -> list[Path]:
+    """Delete the temporary files ``.<name>.*.tmp`` an atomic write leaves when it is killed
+    (:func:`midl.io.atomic_write`); returns those deleted. Call it only under
+    :func:`run_lock`, when no write of this folder can be in flight."""
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    if removed:
+        log.info("removed leftovers of an interrupted write: %s",
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
+def finished_record(folder: str | Path) -> dict[str, Any] | None:
+    """The run's ``metrics.json`` record if the run finished, else None.
+
+    A ``metrics.json`` that is empty, not JSON, or not a record with test metrics (a kill
+    or a full disk outside midl's atomic writes, or an edit) is set aside as
+    ``metrics.json.corrupt-<time>`` with a warning, so the run is redone.
+    """
+    folder = Path(folder)
+    remove_write_leftovers(folder)
+    path = folder / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        set_aside(path, f"is not readable JSON ({type(error).__name__}: {error}); the run is "
+                  "redone")
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("test"), dict):
+        set_aside(path, "holds no test metrics; the run is redone")
+        return None
+    return record
+
+
+def stale_message(what: str, differences: list[tuple[str, Any, Any]]) -> str:
+    """``<what> was made with other settings (key: recorded a, now b; ...)`` and the ways on
+    (``force=true``, or a new folder)."""
+    named = "; ".join(f"{k}: recorded {a!r}, now {b!r}" for k, a, b in differences)
+    return (f"{what} was made with other settings ({named}), so it is not reused. Rerun with "
+            "force=true to redo the run in this folder (replacing it), or choose a new folder "
+            "(an override that names it, or hydra.run.dir=...).")
