@@ -12,7 +12,9 @@ import pytest
 from scipy import stats
 
 from midl import claims as audit
-from midl.claims import Cell, Claim, TableCells, judge, verdict
+from midl.claims import Cell, Claim, TableCells, judge
+from midl.reporting import effects
+from midl.reporting.effects import verdict
 from midl.reporting.tables import TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +69,8 @@ def test_no_effect_with_two_seeds_is_inconclusive_and_says_how_many_would_resolv
     assert j.seeds_needed is not None and j.seeds_needed > 2
     # at the observed spread, that many seeds give an interval narrower than the effect
     spread = j.effect.spread
-    assert 2 * audit.half_width(spread, j.seeds_needed) < 5.0
-    assert 2 * audit.half_width(spread, j.seeds_needed - 1) >= 5.0
+    assert 2 * effects.half_width(spread, j.seeds_needed) < 5.0
+    assert 2 * effects.half_width(spread, j.seeds_needed - 1) >= 5.0
 
 
 def test_negative_effect_is_opposite():
@@ -111,15 +113,15 @@ def test_exact_values_and_checks_of_our_own():
 def test_paired_and_welch_match_scipy():
     rng = np.random.default_rng(0)
     a, b = rng.normal(1.0, 1.0, 6), rng.normal(0.0, 2.0, 6)
-    paired = audit.paired_effect(a, b)
+    paired = effects.paired_effect(a, b)
     ci = stats.ttest_rel(a, b).confidence_interval(0.95)
     assert (paired.low, paired.high) == pytest.approx((ci.low, ci.high))
     assert paired.boot_low < paired.estimate < paired.boot_high
-    welch = audit.welch_effect(a, b)
+    welch = effects.welch_effect(a, b)
     test = stats.ttest_ind(a, b, equal_var=False)
     assert (welch.low, welch.high) == pytest.approx(tuple(test.confidence_interval(0.95)))
     assert welch.p_value == pytest.approx(test.pvalue)
-    summary = audit.welch_from_summary(a.mean(), a.std(ddof=1), 6, b.mean(), b.std(ddof=1), 6)
+    summary = effects.welch_from_summary(a.mean(), a.std(ddof=1), 6, b.mean(), b.std(ddof=1), 6)
     assert (summary.low, summary.high, summary.p_value) == pytest.approx(
         (welch.low, welch.high, welch.p_value))
     assert summary.boot_low is None  # no per-seed values: no bootstrap

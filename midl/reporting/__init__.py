@@ -4,7 +4,9 @@
 - :mod:`midl.reporting.tables`: the layout of every paper table (rows, columns, paper keys);
 - :mod:`midl.reporting.render`: statistics over seeds, marks, Markdown / CSV / LaTeX;
 - :mod:`midl.reporting.analyses`: the ``midl.evaluate`` analyses a table needs, run once;
-- :mod:`midl.reporting.scales`: the scales' settings and seeds (``configs/scale/``).
+- :mod:`midl.reporting.scales`: the scales' settings and seeds (``configs/scale/``);
+- :mod:`midl.reporting.effects`: effects over seeds, t- and bootstrap intervals, verdict
+  rules (the claims audit's statistics); :mod:`midl.reporting.claims_plots`: its figures.
 
 The command lines are :mod:`midl.report` (tables) and :mod:`midl.claims` (the claims audit);
 nothing in this package imports them.
