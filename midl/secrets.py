@@ -25,8 +25,8 @@ MIN_SECRET_LENGTH = 6
 def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     """The values to mask: those of environment variables whose name contains ``KEY``,
     ``TOKEN``, ``SECRET`` or ``PASSWORD`` (any case) and that are at least
-    :data:`MIN_SECRET_LENGTH` characters long, longest first (so a secret that contains
-    another is masked whole).
+    :data:`MIN_SECRET_LENGTH` characters long; longest first (so a secret that contains
+    another is masked whole), then in alphabetical order.
 
     Args:
         environ: the environment to read (default ``os.environ``).
@@ -34,7 +34,7 @@ def secret_values(environ: Mapping[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     values = {value for name, value in environ.items()
               if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_LENGTH}
-    return sorted(values, key=len, reverse=True)
+    return sorted(values, key=lambda value: (-len(value), value))
 
 
 def redact_secrets(obj: Any, environ: Mapping[str, str] | None = None) -> Any:

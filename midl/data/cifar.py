@@ -27,7 +27,9 @@ class CIFAR10DataModule(InMemoryDataModule):
 
     Raises:
         FileNotFoundError: when a file is missing, naming the folder searched.
-        ValueError: when a file is truncated or corrupt, naming the file.
+        ValueError: when a file is truncated or corrupt, holds labels outside
+            ``[0, num_classes)`` or is not a CIFAR pickle (``UnsafePickleError``: it asks for
+            code to run, which is refused), naming the file.
     """
 
     name = "CIFAR-10"
@@ -60,7 +62,8 @@ class CIFAR10DataModule(InMemoryDataModule):
         for name, md5 in files:
             path = self.data_dir / self.folder / name
             check_md5(path, md5)
-            x, y = read_cifar_batch(path, label_key=self.label_key)
+            x, y = read_cifar_batch(path, label_key=self.label_key,
+                                    num_classes=self.num_classes)
             images.append(x)
             labels.append(y)
         return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))

@@ -6,13 +6,22 @@ the file is missing, truncated or corrupt. No reader downloads anything.
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import pickle
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+try:  # NumPy >= 2 (numpy.core is a deprecated alias)
+    from numpy._core import multiarray as _multiarray
+    from numpy._core import numeric as _numeric
+except ImportError:  # NumPy 1.x
+    from numpy.core import multiarray as _multiarray
+    from numpy.core import numeric as _numeric
 
 # idx type codes (LeCun et al., http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT").
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -20,6 +29,130 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 class ChecksumWarning(UserWarning):
     """A data file's MD5 differs from the published one; the file is used anyway."""
+
+
+class UnsafePickleError(ValueError):
+    """A pickle asks for a Python object that a CIFAR file never holds (e.g. ``os.system``);
+    the file is rejected before that object is looked up, so none of its code runs."""
+
+
+# The only globals a CIFAR "python version" pickle may name, mapped to the objects used.
+# The published files (Python 2, protocol 2) name numpy.core.multiarray._reconstruct,
+# numpy.ndarray and numpy.dtype; a re-pickling with NumPy >= 2 names numpy._core.* instead,
+# with protocol 5 numpy._core.numeric._frombuffer, a NumPy scalar ...multiarray.scalar, and a
+# Python 3 pickle of bytes with protocol <= 2 _codecs.encode. Both module spellings map to
+# the installed NumPy's objects, so numpy.core (deprecated in NumPy 2) is never imported.
+_CIFAR_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _multiarray._reconstruct
+       for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "scalar"): _multiarray.scalar for core in ("core", "_core")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): _numeric._frombuffer
+       for core in ("core", "_core")},
+}
+
+
+class _CIFARUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only :data:`_CIFAR_GLOBALS` and refuses every other global
+    and persistent id (the mechanisms by which a pickle calls code)."""
+
+    def __init__(self, file, path: Path) -> None:
+        super().__init__(file, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _CIFAR_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafePickleError(
+                f"{self.path}: refused to load: the pickle asks for {module}.{name}, but a "
+                "CIFAR file holds only dicts, lists, strings, bytes, numbers and NumPy arrays; "
+                "the file is not a published CIFAR file (it may have been tampered with) and "
+                "nothing from it was run") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError(f"{self.path}: refused to load: the pickle uses a persistent "
+                                "id, which a CIFAR file never does")
+
+
+def _check_cifar_values(path: Path, obj: Any, depth: int = 0) -> None:
+    """Reject anything but dicts, lists, tuples, str/bytes, ints, floats, bools, None and
+    NumPy arrays / scalars without Python objects inside (object dtype)."""
+    if depth > 4:
+        raise UnsafePickleError(f"{path}: nested deeper than a CIFAR file ever is")
+    if isinstance(obj, np.ndarray | np.generic):
+        if obj.dtype.hasobject:
+            raise UnsafePickleError(f"{path}: holds a NumPy array of Python objects (dtype "
+                                    f"{obj.dtype}); CIFAR arrays hold numbers only")
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            _check_cifar_values(path, key, depth + 1)
+            _check_cifar_values(path, value, depth + 1)
+    elif isinstance(obj, list | tuple):
+        for value in obj:
+            _check_cifar_values(path, value, depth + 1)
+    elif not isinstance(obj, str | bytes | int | float | type(None)):
+        raise UnsafePickleError(f"{path}: holds a {type(obj).__name__}, which a CIFAR file "
+                                "never does")
+
+
+def load_cifar_pickle(path: str | Path) -> Any:
+    """Unpickle a CIFAR "python version" file without letting it run code.
+
+    A restricted :class:`pickle.Unpickler`: of all globals only NumPy's array and dtype
+    reconstructors (both the ``numpy.core`` names of the published Python 2 files and the
+    ``numpy._core`` names NumPy >= 2 writes) and ``_codecs.encode`` resolve; any other global
+    (``os.system``, ``builtins.eval``, ...) is refused before it is looked up, so a malicious
+    ``__reduce__`` never runs. Python 2 strings are read as bytes (``encoding="bytes"``). The
+    result may then hold only dicts, lists, tuples, str/bytes, numbers and numeric NumPy
+    arrays (no object dtype).
+
+    Returns:
+        The unpickled object (for a CIFAR batch, a dict with bytes keys).
+
+    Raises:
+        UnsafePickleError: (a ValueError) naming the file and the refused global or value.
+        ValueError: if the file is truncated or corrupt, naming the file.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            obj = _CIFARUnpickler(f, path).load()
+    except UnsafePickleError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
+            IndexError, KeyError, MemoryError) as err:
+        raise ValueError(f"{path}: not a readable CIFAR pickle ({err!r}); the file is "
+                         "truncated or corrupt") from err
+    _check_cifar_values(path, obj)
+    return obj
+
+
+def check_labels(path: str | Path, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Check that every label of a data file lies in ``[0, num_classes)``.
+
+    Args:
+        path: the file the labels were read from (named in the error).
+        labels: integer class labels, any shape.
+        num_classes: the dataset's number of classes.
+
+    Returns:
+        ``labels`` unchanged.
+
+    Raises:
+        ValueError: naming the file, how many labels are out of range, the first few bad
+            values with their positions, and the allowed range.
+    """
+    labels = np.asarray(labels)
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        shown = ", ".join(f"{int(labels.flat[i])} at index {int(i)}" for i in bad[:5])
+        raise ValueError(f"{path}: {bad.size} label(s) outside [0, {num_classes}) ({shown}); "
+                         f"the labels must be class indices 0..{num_classes - 1}: the file is "
+                         "corrupt or belongs to another dataset")
+    return labels
 
 
 def md5sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
@@ -91,27 +224,31 @@ def read_idx(path: str | Path) -> np.ndarray:
         dtype.newbyteorder("="), copy=False)
 
 
-def read_cifar_batch(path: str | Path, label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_batch(path: str | Path, label_key: str = "labels",
+                     num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR "python version" pickle (Krizhevsky 2009).
 
     The file is a dict with ``data`` (uint8, (N, 3072), channel-planar RGB rows) and a label
     list under ``label_key`` (``labels`` for CIFAR-10, ``fine_labels`` for CIFAR-100);
-    ``filenames`` and ``batch_label`` are optional and ignored. Pickles are only read from the
-    configured data root.
+    ``filenames`` and ``batch_label`` are optional and ignored. The file is read with the
+    restricted unpickler :func:`load_cifar_pickle`, so it cannot run code.
+
+    Args:
+        path: the pickle.
+        label_key: the key of the labels.
+        num_classes: when given, every label must lie in ``[0, num_classes)``.
 
     Returns:
         ``(images, labels)``: uint8 (N, 3, 32, 32) and int64 (N,).
 
     Raises:
-        ValueError: if the file cannot be unpickled (truncated or corrupt) or lacks the keys;
-            the message names the file.
+        UnsafePickleError: (a ValueError) if the pickle asks for anything a CIFAR file never
+            holds (e.g. a ``__reduce__`` calling ``os.system``); nothing of it is run.
+        ValueError: if the file cannot be unpickled (truncated or corrupt), lacks the keys,
+            has the wrong shapes or labels outside ``[0, num_classes)``; the message names
+            the file.
     """
-    try:
-        with open(path, "rb") as f:
-            entry = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path}: not a readable CIFAR pickle ({err!r}); the file is "
-                         "truncated or corrupt") from err
+    entry = load_cifar_pickle(path)
     if not isinstance(entry, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(entry).__name__}")
     entry = {k.decode() if isinstance(k, bytes) else k: v for k, v in entry.items()}
@@ -123,6 +260,8 @@ def read_cifar_batch(path: str | Path, label_key: str = "labels") -> tuple[np.nd
     if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
         raise ValueError(f"{path}: expected data of shape (N, 3072) and N labels, got "
                          f"{data.shape} and {labels.shape}")
+    if num_classes is not None:
+        check_labels(path, labels, num_classes)
     return data.reshape(-1, 3, 32, 32), labels
 
 

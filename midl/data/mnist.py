@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from midl.data.base import InMemoryDataModule, Splits
-from midl.data.formats import check_md5, read_idx
+from midl.data.formats import check_labels, check_md5, read_idx
 
 _FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -26,7 +26,8 @@ class MNISTDataModule(InMemoryDataModule):
 
     Raises:
         FileNotFoundError: when a file is missing, naming the folder searched.
-        ValueError: when a file is truncated or corrupt, naming the file.
+        ValueError: when a file is truncated or corrupt or a label file holds labels outside
+            0-9, naming the file.
     """
 
     name = "MNIST"
@@ -61,6 +62,9 @@ class MNISTDataModule(InMemoryDataModule):
         arrays = {}
         for key, path in paths.items():
             check_md5(path, published.get(path.name))
-            arrays[key] = torch.from_numpy(read_idx(path).copy())
+            array = read_idx(path)
+            if key.startswith("y_"):
+                check_labels(path, array, self.num_classes)
+            arrays[key] = torch.from_numpy(array.copy())
         return Splits(arrays["x_train"].unsqueeze(1), arrays["y_train"].long(),
                       arrays["x_test"].unsqueeze(1), arrays["y_test"].long())
