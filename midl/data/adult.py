@@ -24,6 +24,91 @@ NUMERIC = ["age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "ho
 CATEGORICAL = ["workclass", "education", "marital-status", "occupation", "relationship", "race",
                "sex", "native-country"]
 MISSING = "missing"  # the category given to the files' "?" values
+LABELS = ("<=50K", ">50K")
+# The published categories of adult.names (native-country's 41 left out), used only to tell
+# which column a malformed file lacks.
+CATEGORIES = {
+    "workclass": {"Private", "Self-emp-not-inc", "Self-emp-inc", "Federal-gov", "Local-gov",
+                  "State-gov", "Without-pay", "Never-worked"},
+    "education": {"Bachelors", "Some-college", "11th", "HS-grad", "Prof-school", "Assoc-acdm",
+                  "Assoc-voc", "9th", "7th-8th", "12th", "Masters", "1st-4th", "10th",
+                  "Doctorate", "5th-6th", "Preschool"},
+    "marital-status": {"Married-civ-spouse", "Divorced", "Never-married", "Separated",
+                       "Widowed", "Married-spouse-absent", "Married-AF-spouse"},
+    "occupation": {"Tech-support", "Craft-repair", "Other-service", "Sales", "Exec-managerial",
+                   "Prof-specialty", "Handlers-cleaners", "Machine-op-inspct", "Adm-clerical",
+                   "Farming-fishing", "Transport-moving", "Priv-house-serv", "Protective-serv",
+                   "Armed-Forces"},
+    "relationship": {"Wife", "Own-child", "Husband", "Not-in-family", "Other-relative",
+                     "Unmarried"},
+    "race": {"White", "Asian-Pac-Islander", "Amer-Indian-Eskimo", "Other", "Black"},
+    "sex": {"Female", "Male"},
+}
+
+
+def _fits(rows: list[list[str]], names: list[str]) -> bool:
+    """Whether every field of ``rows`` fits the kind of the column ``names`` gives it: a
+    number for a numeric column, a label for ``income``, a published category (or ``?``)
+    for the other categorical columns, a word for ``native-country``."""
+    def number(value: str) -> bool:
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+
+    for j, name in enumerate(names):
+        values = {row[j] for row in rows}
+        if name in NUMERIC:
+            ok = all(number(v) for v in values)
+        elif name == "income":
+            ok = all(v.rstrip(".") in LABELS for v in values)
+        elif name in CATEGORIES:
+            ok = values <= CATEGORIES[name] | {"?"}
+        else:
+            ok = not any(number(v) or v.rstrip(".") in LABELS for v in values)
+        if not ok:
+            return False
+    return True
+
+
+def _check_columns(path: str | Path, sample_rows: int = 200) -> None:
+    """Raise a ValueError naming the missing column(s) if the rows of an Adult file do not
+    have the 15 fields of :data:`COLUMNS`; return quietly if they all do.
+
+    A file whose rows all lack one column: the column is found by which assignment of the 14
+    fields to column names fits their kinds (:func:`_fits`, on the first ``sample_rows``
+    rows); when several fit (adjacent numeric columns), all are named. A single short row
+    (truncated file): its line and the trailing columns it lacks are named.
+    """
+    rows: list[tuple[int, list[str]]] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip() and not line.lstrip().startswith("|"):
+                rows.append((lineno, [v.strip() for v in line.rstrip("\n").split(",")]))
+    counts = {len(fields) for _, fields in rows}
+    if counts <= {len(COLUMNS)}:
+        return
+    if len(counts) == 1 and (n := counts.pop()) < len(COLUMNS):
+        sample = [fields for _, fields in rows[:sample_rows]]
+        candidates = [c for i, c in enumerate(COLUMNS) if n == len(COLUMNS) - 1
+                      and _fits(sample, COLUMNS[:i] + COLUMNS[i + 1:])]
+        if len(candidates) == 1:
+            which = f"the column {candidates[0]!r} is missing"
+        elif candidates:
+            which = f"one of the columns {candidates} is missing"
+        else:
+            which = f"{len(COLUMNS) - n} column(s) are missing"
+        raise ValueError(f"{path}: every row has {n} fields, expected the {len(COLUMNS)} "
+                         f"columns of adult.names; {which} (expected order: "
+                         f"{', '.join(COLUMNS)})")
+    lineno, fields = next((i, f) for i, f in rows if len(f) != len(COLUMNS))
+    if len(fields) < len(COLUMNS):
+        raise ValueError(f"{path}: line {lineno} has {len(fields)} fields, expected "
+                         f"{len(COLUMNS)}: missing {COLUMNS[len(fields):]}; the file is "
+                         "truncated or corrupt")
+    raise ValueError(f"{path}: line {lineno} has {len(fields)} fields, more than the "
+                     f"{len(COLUMNS)} columns {COLUMNS}; the file is corrupt")
 
 
 def read_adult_csv(path: str | Path) -> pd.DataFrame:
@@ -39,9 +124,10 @@ def read_adult_csv(path: str | Path) -> pd.DataFrame:
         ``>50K``.
 
     Raises:
-        ValueError: if the file does not have 15 columns, has non-numeric values in a numeric
-            column or labels other than ``<=50K`` / ``>50K`` (truncated or corrupt file); the
-            message names the file.
+        ValueError: if the file does not have 15 columns (naming the missing column, or the
+            line and columns a short row lacks), has non-numeric values in a numeric column or
+            labels other than ``<=50K`` / ``>50K`` (truncated or corrupt file); the message
+            names the file.
     """
     try:
         df = pd.read_csv(path, header=None, names=COLUMNS, sep=",", skipinitialspace=True,
@@ -54,8 +140,9 @@ def read_adult_csv(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: rows with fewer than 15 columns; the file is truncated or "
                          "corrupt")
     income = df["income"].str.rstrip(".")
-    bad = ~income.isin(["<=50K", ">50K"])
+    bad = ~income.isin(LABELS)
     if bad.any():
+        _check_columns(path)  # a short row reads as an empty label: name its missing columns
         raise ValueError(f"{path}: unexpected labels {sorted(set(income[bad]))[:5]} (row "
                          f"{int(np.argmax(bad.to_numpy()))}); expected <=50K / >50K")
     df["income"] = income
