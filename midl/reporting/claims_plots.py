@@ -60,12 +60,10 @@ def plot_forest(judgements: list[Any], path: Path, scale: str) -> Path:
     """Write the forest plot of ``judgements`` (:class:`midl.claims.Judgement`) to ``path``
     (PNG); returns the path."""
     panels: dict[tuple[str, str, str], list[Any]] = {}
-    for j in judgements:  # claims without a value join a panel of their group
-        if j.effect.estimate is None:
-            key = next((k for k in panels if k[0] == j.claim.group),
-                       (j.claim.group, j.unit, j.claim.effect))
-        else:
-            key = (j.claim.group, j.unit, j.claim.effect)
+    for j in judgements:  # one panel per group and unit; claims with no number to draw
+        key = (j.claim.group, j.unit, j.claim.effect)  # join their group's first panel
+        if j.effect.estimate is None and j.paper is None and key not in panels:
+            key = next((k for k in panels if k[0] == j.claim.group), key)
         panels.setdefault(key, []).append(j)
     heights = [len(rows) + 1.2 for rows in panels.values()]
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 0.32 * sum(heights) + 1.0),
