@@ -75,6 +75,7 @@ NOT_RESULT_KEYS: tuple[str, ...] = (
     "scale",                      # its training settings reach data.* and trainer.* through
                                   # interpolations (kept there); the rest tunes analyses
     "compile",                    # nn.Module.compile: the same network, compiled
+    "num_threads",                # intra-op threads of the job: the same arithmetic per op
     "trainer.accelerator",        # where it runs (cpu | gpu): recorded under "hardware"
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",
