@@ -52,7 +52,7 @@ from torch import Tensor
 
 from midl.backbones import Backbone, blocks_of
 from midl.config import register_resolvers
-from midl.figures import plot_smi_vs_frequency, plot_tsne
+from midl.figures import class_names, plot_smi_vs_frequency, plot_tsne, run_title
 from midl.io import atomic_write_json
 from midl.metrics.anr import GateStatistics
 from midl.metrics.calibration import (
@@ -310,13 +310,14 @@ def analyse_calibration(data: dict[str, Any], cfg: DictConfig) -> dict[str, Any]
 
 
 def analyse_tsne(data: dict[str, Any], cfg: DictConfig, figure_path: Path,
-                 title: str) -> dict[str, Any]:
+                 title: str, names: Any = None) -> dict[str, Any]:
     """Figure 4: t-SNE of a seeded subsample of the last-layer embeddings."""
     if data["embeddings"] is None:
         raise ValueError("tsne needs a backbone with embed(x) (midl.backbones.Backbone)")
     index = _subsample(data["n"], cfg.n_samples, cfg.seed)
     plot_tsne(data["embeddings"][index].numpy(), data["labels"][index].numpy(), figure_path,
-              n_samples=None, seed=cfg.seed, perplexity=cfg.perplexity, title=title)
+              n_samples=None, seed=cfg.seed, perplexity=cfg.perplexity, title=title,
+              class_names=names)
     return {"figure4": figure_path.name, "n_samples": len(index), "seed": cfg.seed,
             "perplexity": cfg.perplexity}
 
@@ -373,7 +374,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "metrics": _test_metrics(module, datamodule, device),
     }
     data = collect(module, datamodule, device, tau=cfg.anr_tau)
-    model_name = f"{run_cfg.get('task_name', '')} / {run_cfg.block.get('_target_', '?')}"
+    model_name = run_title(run_cfg, (result.get("data") or {}).get("name"))  # MNIST, MLP + MID-L
     suffix = cfg.eval_name
     for name in requested:
         log.info("analysis: %s", name)
@@ -391,7 +392,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             result["calibration"] = analyse_calibration(data, cfg.calibration)
         elif name == "tsne":
             result["tsne"] = analyse_tsne(data, cfg.tsne, run_dir / f"figure4_tsne_{suffix}.png",
-                                          f"t-SNE, {model_name}")
+                                          f"t-SNE, {model_name}",
+                                          class_names((result.get("data") or {}).get("name")))
     result.update({"command": " ".join(sys.argv), "commit": git_commit(),
                    "hardware": hardware(), "versions": versions(),
                    "config": OmegaConf.to_container(cfg, resolve=True)})

@@ -13,10 +13,12 @@ CIFAR-10, not in the paper) or figures. The runs are found below the SWEEP_DIRs 
 scale's seeds are counted, and failed (``error.txt``), interrupted and missing runs are listed
 under the table. The paper's numbers come from ``results/paper_reference.yaml``.
 
-Writes ``<out>/<scale>/<TABLE>.md``, ``.csv`` and ``.tex`` atomically (figures: the PNGs and
-``figures.md``). An existing file is never replaced silently: the command refuses (exit 2)
-unless ``--force`` is given; the Makefile's table targets pass ``--force`` because
-regenerating is their purpose (the results are tracked in git, so a change shows in the diff).
+Writes ``<out>/<scale>/<TABLE>.md``, ``.csv``, ``.tex`` and ``.png`` atomically (the picture:
+one panel per column, per row our mean ± std with n next to the paper's number; Table 12, the
+hyperparameters, has none; figures: the PNGs and ``figures.md``). An existing file is never
+replaced silently: the command refuses (exit 2) unless ``--force`` is given; the Makefile's
+table targets pass ``--force`` because regenerating is their purpose (the results are tracked
+in git, so a change shows in the diff).
 
 Units: accuracy, F1, ANR, ECE, activation frequency in percent (the paper's); FLOPs in
 millions per sample; latency in ms; memory in MB; SMI in nats. Columns that cannot be measured
@@ -33,10 +35,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
+from midl.figures import (
+    BLOCK_NAMES,
+    class_names,
+    is_stand_in,
+    plot_smi_vs_frequency,
+    plot_tsne_panels,
+    points_path,
+    run_title,
+)
 from midl.io import atomic_write_text
 from midl.provenance import git_commit
+from midl.reporting.plots import plot_table
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown
 from midl.reporting.runs import DuplicateRunError, Run, collect_runs
 from midl.reporting.scales import ScaleError, analysis_seeds, parse_seeds, scale_settings
@@ -132,7 +145,7 @@ def _data_notes(runs: list[Run]) -> list[str]:
             fixture = Path(str(data.get("data_dir", ""))) / "svhn" / "FIXTURE.json"
             if fixture.exists():
                 notes.append("SVHN rows use a generated fixture in the SVHN .mat layout "
-                             f"(MNIST digits coloured and padded to 32x32; {fixture}), NOT "
+                             f"(MNIST digits coloured and padded to 32x32; {_shown(fixture)}), NOT "
                              "SVHN: their numbers say nothing about SVHN.")
                 break
     sizes = {}
@@ -157,7 +170,8 @@ def _write(files: dict[Path, str], force: bool) -> list[Path]:
 def report_table(name: str, runs: list[Run], scale: str, out: Path, force: bool,
                  command: str | None = None, paper: dict[str, Any] | None = None
                  ) -> list[Path]:
-    """Write ``<out>/<scale>/<name>.{md,csv,tex}`` for a table of :data:`TABLES`.
+    """Write ``<out>/<scale>/<name>.{md,csv,tex,png}`` for a table of :data:`TABLES` (the
+    PNG: :func:`midl.reporting.plots.plot_table`, linked from the Markdown).
 
     Raises:
         ReportError: if a file exists and not ``force``.
@@ -168,9 +182,18 @@ def report_table(name: str, runs: list[Run], scale: str, out: Path, force: bool,
                          paper if paper is not None else load_paper(), analysis_seeds(settings))
     header = header_lines(scale, settings, result.counted, command)
     folder = out / scale
-    return _write({folder / f"{name}.md": markdown(result, header),
-                   folder / f"{name}.csv": csv_text(result, header),
-                   folder / f"{name}.tex": latex(result, header)}, force)
+    picture = folder / f"{name}.png"
+    if picture.exists() and not force:
+        raise ReportError(f"{picture} exists: pass --force to replace")
+    written = _write({folder / f"{name}.md": markdown(result, header)
+                      + f"\n![{spec.title}]({picture.name})\n",
+                      folder / f"{name}.csv": csv_text(result, header),
+                      folder / f"{name}.tex": latex(result, header)}, force)
+    stand_in = any(is_stand_in(r.record.get("config")) for r in result.counted)
+    title = f"{spec.title} ({scale} scale)" + (
+        "\nSVHN rows: a generated stand-in (MNIST digits in the SVHN format), not SVHN"
+        if stand_in else "")
+    return [*written, plot_table(result, picture, title)]
 
 
 TABLE12_KEYS = (  # (paper key, label, how to read ours from a run's resolved config)
@@ -229,10 +252,68 @@ def report_table12(runs: list[Run], scale: str, out: Path, force: bool,
                    folder / "table12.tex": "\n".join(tex) + "\n"}, force)
 
 
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (as results/*.md show it)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filename: str,
+                   index: dict[tuple, Run], target: Path) -> tuple[Any, str]:
+    """How to make one figure file: ``(draw, line)``, where ``draw`` is a callable writing
+    ``target``, a source PNG to copy, or None (missing), and ``line`` its figures.md entry."""
+    run = index.get((setting, "midl", 0.0, 0))
+    source = run.path / filename if run is not None else None
+    if source is None or not source.exists():
+        return None, (f"- {figure} {label}: MISSING (needs `midl.evaluate analysis=[{eval_name}] "
+                      f"eval_name={eval_name}` on the seed-0 MID-L run of {setting})")
+    dataset = (run.record.get("data") or {}).get("name") or label
+    config = run.record.get("config") or {}
+    link = f"![{figure} {label}]({target.name})"
+    if eval_name == "smi":
+        smi = (run.analysis("smi") or {}).get("smi", {})
+        rho = smi.get("mi_frequency_spearman")
+        extra = (f"; SMI {smi.get('embedding', {}).get('smi', float('nan')):.4f} nats, "
+                 f"Spearman(MI, frequency) {'n/a' if rho is None else format(rho, '.3f')}")
+        if smi.get("per_neuron_mi") and smi.get("activation_frequency"):
+            title = (f"Figure 3: MI vs activation frequency\n"
+                     f"{run_title(config, dataset, 'midl')}, seed 0")
+            return (lambda: plot_smi_vs_frequency(smi["per_neuron_mi"],
+                                                  smi["activation_frequency"], target, title),
+                    f"- {figure} {label}: {link} (from `{_shown(run.path)}`{extra})")
+        return source, f"- {figure} {label}: {link} (from `{_shown(source)}`{extra})"
+    # Figure 4: MID-L next to its Dropout baseline, redrawn from the saved t-SNE points
+    baseline = index.get((setting, "dropout", 0.0, 0))
+    panels, notes = [], []
+    for block, member in (("midl", run), ("dropout", baseline)):
+        npz = points_path(member.path / filename) if member is not None else None
+        if npz is None or not npz.exists():
+            notes.append(f"{BLOCK_NAMES[block]} panel missing (needs `midl.evaluate "
+                         f"analysis=[tsne] eval_name=tsne` on the seed-0 {block} run of "
+                         f"{setting})")
+            continue
+        with np.load(npz) as saved:
+            panels.append((run_title(member.record.get("config") or {}, dataset, block),
+                           saved["points"], saved["labels"]))
+    note = f"; {'; '.join(notes)}" if notes else ""
+    if not panels:
+        return source, f"- {figure} {label}: {link} (from `{_shown(source)}`{note})"
+    title = "Figure 4: t-SNE of the last-layer embeddings (seed 0, test subsample)"
+    return (lambda: plot_tsne_panels(panels, target, title, class_names(dataset)),
+            f"- {figure} {label}: {link} (from `{_shown(run.path)}`{note})")
+
+
 def report_figures(runs: list[Run], scale: str, out: Path, force: bool,
                    command: str | None = None) -> list[Path]:
-    """Copy Figures 3 and 4 (seed-0 MID-L runs' PNGs from ``midl.evaluate``) to
-    ``<out>/<scale>/`` and write ``figures.md`` listing them and what is missing.
+    """Write Figures 3 and 4 into ``<out>/<scale>/`` and ``figures.md`` listing them and what
+    is missing. Figure 3 is redrawn from the seed-0 MID-L run's ``analysis.smi`` (per-neuron
+    MI and activation frequency, their Spearman correlation in the plot); Figure 4 puts the
+    t-SNE of the seed-0 MID-L run next to its Dropout baseline's, redrawn from the points
+    ``midl.evaluate`` saved. Titles name dataset, backbone and block, and say when the data
+    is a generated stand-in. A run evaluated before the points were saved gives its PNG as
+    drawn then.
 
     Raises:
         ReportError: if a file exists and not ``force``.
@@ -242,38 +323,30 @@ def report_figures(runs: list[Run], scale: str, out: Path, force: bool,
              if r.key.scale == scale and r.complete}
     lines = ["# Figures 3 and 4", "",
              *header_lines(scale, scale_settings(scale), list(index.values()), command), ""]
-    copies: dict[Path, Path] = {}
+    makers: dict[Path, Any] = {}
     for figure, panels in FIGURES.items():
         for label, setting, eval_name, filename in panels:
-            run = index.get((setting, "midl", 0.0, 0))
             target = folder / f"{figure}_{setting.split('_')[0]}.png"
-            source = run.path / filename if run is not None else None
-            if source is None or not source.exists():
-                lines.append(f"- {figure} {label}: MISSING (needs `midl.evaluate "
-                             f"analysis=[{eval_name}] eval_name={eval_name}` on the seed-0 "
-                             f"MID-L run of {setting})")
-                continue
-            copies[target] = source
-            extra = ""
-            if eval_name == "smi":
-                smi = (run.analysis("smi") or {}).get("smi", {})
-                rho = smi.get("mi_frequency_spearman")
-                extra = (f"; SMI {smi.get('embedding', {}).get('smi', float('nan')):.4f} nats, "
-                         f"Spearman(MI, frequency) "
-                         f"{'n/a' if rho is None else format(rho, '.3f')}")
-            lines.append(f"- {figure} {label}: ![{figure} {label}]({target.name}) "
-                         f"(from `{source}`{extra})")
+            maker, line = _figure_panels(figure, label, setting, eval_name, filename, index,
+                                         target)
+            lines.append(line)
+            if maker is not None:
+                makers[target] = maker
     lines += ["", "Figure 3: per-neuron MI with the labels vs activation frequency of the "
-              "MID-L neurons; Figure 4: t-SNE of the last-layer embeddings (seeded subsample).",
+              "MID-L neurons; Figure 4: t-SNE of the last-layer embeddings (seeded subsample), "
+              "MID-L next to the Dropout baseline.",
               "The paper shows both as qualitative evidence; no number is compared."]
-    existing = [p for p in [*copies, folder / "figures.md"] if p.exists()]
+    existing = [p for p in [*makers, folder / "figures.md"] if p.exists()]
     if existing and not force:
         raise ReportError(f"{', '.join(map(str, existing))} exist(s): pass --force to replace")
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for target, source in copies.items():
+    for target, maker in makers.items():
+        if callable(maker):
+            written.append(maker())
+            continue
         tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(source, tmp)
+        shutil.copyfile(maker, tmp)
         tmp.replace(target)
         written.append(target)
     written.append(atomic_write_text(folder / "figures.md", "\n".join(lines) + "\n"))

@@ -178,8 +178,10 @@ def test_cli_writes_files_and_refuses_to_overwrite(tmp_path, capsys):
             "--out", str(tmp_path / "results")]
     assert report.main(args) == 0
     folder = tmp_path / "results" / "cpu"
-    assert sorted(p.name for p in folder.iterdir()) == ["table7.csv", "table7.md", "table7.tex"]
+    assert sorted(p.name for p in folder.iterdir()) == ["table7.csv", "table7.md", "table7.png",
+                                                        "table7.tex"]
     md = (folder / "table7.md").read_text()
+    assert "(table7.png)" in md   # the picture, linked relatively
     assert "Scale: `cpu`" in md and "Command: `python -m midl.report table7" in md
     assert "4.2 ± 0.2 (n=5) / 4.9 / Δ -0.7 †" in md
     rows = [r for r in csv.reader(line for line in (folder / "table7.csv").read_text().splitlines()

@@ -11,7 +11,8 @@ What runs (the table's columns say what they need, :mod:`midl.reporting.tables`)
   the runs of the scale's ``efficiency_seeds`` (latency and memory at batch 1 and 64);
 - ``smi``: ``midl.evaluate analysis=[smi] eval_name=smi`` on the runs of ``smi_seeds`` (also
   draws Figure 3 next to the run);
-- ``tsne`` (figures): ``midl.evaluate analysis=[tsne] eval_name=tsne`` (Figure 4);
+- ``tsne`` (figures): ``midl.evaluate analysis=[tsne] eval_name=tsne`` on the seed-0 MID-L
+  and Dropout runs (Figure 4, side by side);
 - ``cifar10c``: ``python -m midl.data.cifar10c RUN --severity 3`` (the scale's corruptions)
   -> ``cifar10c_severity3.json``.
 
@@ -48,7 +49,9 @@ def needed(table: str, scale: str) -> list[tuple[str, RunKey]]:
     if table == "figures":
         for panels in FIGURES.values():
             for _, setting, eval_name, _ in panels:
-                out[(eval_name, RunKey(setting, "midl", 0.0, 0, scale))] = None
+                # Figure 4 shows MID-L next to its Dropout baseline
+                for block in ("midl", "dropout") if eval_name == "tsne" else ("midl",):
+                    out[(eval_name, RunKey(setting, block, 0.0, 0, scale))] = None
         return list(out)
     spec = TABLES.get(table)
     if spec is None:
