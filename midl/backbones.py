@@ -133,7 +133,7 @@ class CNN(Backbone):
                                  f"{n_stages} stages (indices in [{-n_stages}, {n_stages - 1}])")
         gated = {i % n_stages for i in stages} if channel_block is not None else set()
         in_channels, height, width = input_shape
-        layers: list[nn.Module] = [ChannelsLast()] if channels_last else []
+        layers: list[nn.Module] = []
         for stage, out_channels in enumerate(channels):
             _check_positive(channels=out_channels)
             layers += [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
@@ -151,13 +151,12 @@ class CNN(Backbone):
         if channels_last:
             self.to(memory_format=torch.channels_last)  # 4-d conv weights only
 
-
-class ChannelsLast(nn.Module):
-    """Identity on values that returns a (B, C, H, W) input in the channels-last memory
-    format (``torch.channels_last``); other ranks pass through unchanged."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+    def embed(self, x: Tensor) -> Tensor:
+        """Last-layer embedding, shape (B, d); the input batch enters channels-last if set
+        (same parameter names either way, so checkpoints load in both formats)."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super().embed(x)
 
 
 class _LSTMFeatures(nn.Module):

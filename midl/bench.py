@@ -26,6 +26,9 @@ Sections:
   loader's sample rate against the training-step rate.
 - ``compile``: a training step of the MNIST MLP eager vs ``torch.compile`` (``compile=true``),
   and the seconds the compilation takes.
+- ``fast_path``: training steps in fp32 / bf16 autocast / bf16 + channels-last at 1 and all
+  threads, the CIFAR-10 sweep's models per hour (one single-thread job per core vs one job on
+  all cores) and the CNN step's fraction of the matmul peak (:mod:`midl.bench_fastpath`).
 
 ``--smoke`` runs tiny sizes with one round (what the test suite runs; no timing meaning).
 """
@@ -53,7 +56,7 @@ from midl.blocks.midl import rich_path
 from midl.io import atomic_write_json
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("block_cost", "baselines", "overhead", "compile")
+SECTIONS = ("block_cost", "baselines", "overhead", "compile", "fast_path")
 BLOCK_DIR = REPO / "configs" / "block"
 
 
@@ -219,14 +222,15 @@ def _block_row(r: dict[str, Any]) -> str:
 
 
 def baseline_blocks(dim: int) -> dict[str, nn.Module]:
-    """Every block of ``configs/block/*.yaml`` built at ``dim`` as the backbones build it."""
+    """Every block of ``configs/block/*.yaml`` built at ``dim`` as the backbones build it
+    (composed by Hydra, so a block config may extend another through its defaults list)."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     blocks = {}
     for path in sorted(BLOCK_DIR.glob("*.yaml")):
+        cfg = _compose([f"block={path.stem}"])
         torch.manual_seed(0)
-        blocks[path.stem] = instantiate(OmegaConf.load(path))(dim=dim)
+        blocks[path.stem] = instantiate(cfg.block)(dim=dim)
     return blocks
 
 
@@ -549,6 +553,14 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
               flush=True)
         result["compile"] = compiled_step(args.overhead_batch, args.rounds, args.min_run_time,
                                           args.threads, device)
+    if "fast_path" in sections:
+        from midl import bench_fastpath
+
+        cores = os.cpu_count() or 1
+        print(f"\n== CPU fast path: fp32 / bf16 / bf16 + channels-last, 1 and {cores} threads; "
+              "CIFAR-10 sweep throughput; roofline", flush=True)
+        result["fast_path"] = bench_fastpath.run(args.smoke, args.rounds, args.min_run_time,
+                                                 cores)
     result["load_after"] = _uptime()
     return result
 
