@@ -110,8 +110,8 @@ def validate(cfg: DictConfig) -> None:
     """Check a composed train config before anything is built or trained.
 
     Checks every key of :data:`RULES` that the config has (a key the config lacks is not
-    checked), ``data.eval_batch_size`` and ``num_threads`` when set, and ``block.top_k`` / ``block.top_k_start``
-    against ``model.hidden_dim`` (a fraction in (0, 1] or an int in [1, d]).
+    checked), ``data.eval_batch_size`` and ``num_threads`` when set, and ``block.top_k`` /
+    ``block.top_k_start`` against ``model.hidden_dim`` (a fraction in (0, 1] or an int in [1, d]).
 
     Raises:
         ConfigError: naming the first bad key, its value and the allowed range.
