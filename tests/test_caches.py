@@ -64,3 +64,30 @@ def test_damaged_cifar10c_block_is_regenerated(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         cache.get("brightness", 2)  # intact now: used without a warning
     assert "fails its checksum" not in caplog.text
+
+
+def test_imdb_cache_has_one_writer_at_a_time(tmp_path):
+    """Parallel sweep jobs share the cache: a second loader waits for the lock holder's
+    cache instead of tokenising beside it, then reads what the first one wrote."""
+    import threading
+
+    from filelock import FileLock
+
+    write_imdb_parquet(tmp_path / "imdb")
+    kwargs = dict(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"), vocab_size=50,
+                  max_length=12, val_size=4)
+    folder = tmp_path / "cache" / "imdb"
+    folder.mkdir(parents=True)
+    waiting = IMDBDataModule(**kwargs)
+    holder = FileLock(folder / ".lock")
+    with holder:  # another job is building the cache
+        thread = threading.Thread(target=waiting.setup)
+        thread.start()
+        thread.join(timeout=3)
+        assert thread.is_alive()  # blocked on the lock
+        assert not list(folder.glob("tokens-*.pt"))
+    thread.join(timeout=120)
+    assert not thread.is_alive() and verify_digest(waiting.cache_path)
+    again = IMDBDataModule(**kwargs)
+    again.setup()
+    assert torch.equal(again.train_set.x, waiting.train_set.x)

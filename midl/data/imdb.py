@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 
 from midl.data.base import InMemoryDataModule, Splits
 from midl.data.formats import md5sum
@@ -173,7 +174,15 @@ class IMDBDataModule(InMemoryDataModule):
         return f"hub:{self.hf_dataset}" if self.download else None
 
     def load(self) -> Splits:
+        """Token tensors from the cache, else tokenised and cached. One process at a time per
+        cache folder (a file lock): parallel sweep jobs wait for the first one's cache
+        instead of tokenising the reviews side by side and replacing each other's files."""
         cache = self.cache_dir / "imdb"
+        cache.mkdir(parents=True, exist_ok=True)
+        with FileLock(cache / ".lock"):
+            return self._load(cache)
+
+    def _load(self, cache: Path) -> Splits:
         source = self._source_id()
         if source is not None:
             path = cache / f"tokens-{self._cache_key(source)}.pt"
