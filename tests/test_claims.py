@@ -1,4 +1,4 @@
-"""The claims audit (issue 15): verdict rules on synthetic records with known effects, the
+"""The claims audit: verdict rules on synthetic records with known effects, the
 statistics against scipy.stats, the claims file, the README block and the layering."""
 
 from __future__ import annotations

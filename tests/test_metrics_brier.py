@@ -1,5 +1,5 @@
 """Both Brier score definitions (sum and mean over classes) against NumPy and scikit-learn, for
-2 and 10 classes (issue 15)."""
+2 and 10 classes."""
 
 from __future__ import annotations
 

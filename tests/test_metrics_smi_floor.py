@@ -1,4 +1,4 @@
-"""SMI's permuted-label bias floor (issue 15): near the estimate itself on independent data,
+"""SMI's permuted-label bias floor: near the estimate itself on independent data,
 far below it on a separable mixture."""
 
 from __future__ import annotations
