@@ -144,3 +144,37 @@ def test_num_threads_is_set_inside_the_job(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+TABLE_TARGETS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")
+                       if p.stem.startswith("table") or p.stem in ("baselines", "figures"))
+
+
+@pytest.mark.parametrize("target", TABLE_TARGETS)
+@pytest.mark.parametrize("trainer", ["cpu", "gpu"])
+def test_parallel_launcher_composes_for_every_table_target(target, trainer):
+    """What `make <target>` passes (Makefile PARALLEL), on the CPU and with trainer=gpu
+    (several jobs sharing one GPU), with the bf16 fast path chosen on the command line."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("train", overrides=[
+            f"+experiment={target}", "+scale=cpu", "hydra/launcher=local_parallel",
+            "hydra.launcher.n_jobs=2", "num_threads=1", f"trainer={trainer}",
+            "trainer.precision=bf16-mixed"], return_hydra_config=True)
+    assert cfg.hydra.launcher.n_jobs == 2 and cfg.hydra.launcher.prefer == "processes"
+    assert cfg.num_threads == 1 and cfg.trainer.precision == "bf16-mixed"
+    assert cfg.trainer.accelerator == trainer
+    assert cfg.hydra.sweeper.params  # a sweep: the launcher has jobs to run in parallel
+
+
+def test_makefile_runs_table_sweeps_one_single_thread_job_per_core():
+    dry = subprocess.run(["make", "-n", "-o", ".venv/.installed", "table4", "SCALE=smoke"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in dry.splitlines() if "-m midl.train" in x)
+    assert "hydra/launcher=local_parallel" in line and "num_threads=1" in line
+    assert f"hydra.launcher.n_jobs={len(os.sched_getaffinity(0))}" in line  # nproc
+    chosen = subprocess.run(["make", "-n", "-o", ".venv/.installed", "table4", "SCALE=smoke",
+                             "ARGS=hydra/launcher=submitit_slurm"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout
+    line = next(x for x in chosen.splitlines() if "-m midl.train" in x)
+    assert "local_parallel" not in line and "hydra/launcher=submitit_slurm" in line
