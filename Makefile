@@ -59,6 +59,8 @@ SVHN_FIXTURE := $(if $(wildcard $(DATA_DIR)/svhn/train_32x32.mat),,$(CACHE_DIR)/
 TABLE_ENV = $(DATA_ENV) MIDL_OUTPUT_DIR=$(OUTPUTS) \
 	MIDL_CACHE_DIR=$(CACHE_DIR) $(if $(SVHN_FIXTURE),MIDL_SVHN_DIR=$(abspath $(SVHN_FIXTURE)))
 SWEEP_DIRS = $(OUTPUTS)/grid_*/multirun
+# committed run records (midl/records.py): every finished run of a scale, read by the reports
+RECORDS ?= $(or $(MIDL_RECORDS_DIR),$(RESULTS)/runs)
 TABLE_TARGETS := table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 \
 	table12 baselines figures
 .PHONY: tables svhn-fixture $(TABLE_TARGETS)
@@ -72,8 +74,8 @@ define paper_table
 	$(TABLE_ENV) $(PY) -m midl.reporting.analyses $(1) $(SWEEP_DIRS) --scale $(SCALE) \
 		|| echo "** $(1): some analyses failed; the table lists what is missing"
 	@echo "== $(1): report"
-	$(TABLE_ENV) $(PY) -m midl.report $(1) $(SWEEP_DIRS) --scale $(SCALE) --out $(RESULTS) \
-		--force --command "make $(1) SCALE=$(SCALE)"
+	$(TABLE_ENV) $(PY) -m midl.report $(1) $(SWEEP_DIRS) $(RECORDS)/$(SCALE) --scale $(SCALE) \
+		--out $(RESULTS) --force --command "make $(1) SCALE=$(SCALE)"
 endef
 
 tables: table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 table12 baselines figures ## Every table and both figures (SCALE=smoke|cpu|paper)
@@ -105,14 +107,26 @@ baselines: install ## Extra table: every Section 5.3 baseline on MNIST and CIFAR
 figures: install svhn-fixture ## Figures 3 (MI vs activation frequency) and 4 (t-SNE)
 	$(call paper_table,figures)
 
-# Claims audit (issue 15): every claim of results/claims.yaml judged on the run records the
+# Claims audit: every claim of results/claims.yaml judged on the run records the
 # tables read (a table without records: its committed results/$(SCALE)/<table>.csv), by the rules
 # of midl/claims.py -> results/$(SCALE)/claims.{md,csv,png}, claims_<table>.png and the verdict
 # block of results/README.md. Runs nothing: make the tables first.
 .PHONY: claims
 claims: install ## Claims audit: results/$(SCALE)/claims.{md,csv,png} and results/README.md's verdicts
 	$(TABLE_ENV) $(PY) -m midl.claims --scale $(SCALE) --out $(RESULTS) \
-		--runs $(SWEEP_DIRS) $(RESULTS)/runs/$(SCALE) --readme $(RESULTS)/README.md
+		--runs $(SWEEP_DIRS) $(RECORDS)/$(SCALE) --readme $(RESULTS)/README.md
+
+# Every table, both figures and the claims page from the committed run records alone
+# ($(RECORDS)/$(SCALE), i.e. results/runs/<scale>/): no training, no outputs/ needed.
+.PHONY: report
+report: install ## Every table, figure and the claims page from results/runs/$(SCALE) alone (no training)
+	@test -d $(RECORDS)/$(SCALE) || { echo "no run records in $(RECORDS)/$(SCALE)"; exit 2; }
+	for t in $(TABLE_TARGETS); do \
+		$(TABLE_ENV) $(PY) -m midl.report $$t $(RECORDS)/$(SCALE) --scale $(SCALE) \
+			--out $(RESULTS) --force --command "make report SCALE=$(SCALE)" \
+		|| echo "** $$t: not written (see the error above)"; done
+	$(TABLE_ENV) $(PY) -m midl.claims --scale $(SCALE) --out $(RESULTS) \
+		--runs $(RECORDS)/$(SCALE) --readme $(RESULTS)/README.md
 
 svhn-fixture: install ## SVHN-layout fixture from MNIST when the real SVHN files are absent
 	$(if $(SVHN_FIXTURE),$(DATA_ENV) $(PY) scripts/make_svhn_fixture.py $(SVHN_FIXTURE),@echo "real SVHN files in $(DATA_DIR)/svhn")

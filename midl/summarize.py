@@ -27,8 +27,8 @@ Failed, interrupted and unreadable runs, and a second run of the same configurat
 are listed, not counted.
 
 Writes ``<out>/summary.md``, ``summary.csv`` and ``summary.png`` (one panel per metric: each
-run a dot, the group mean ± std as a bar) atomically; ``--out`` defaults to the first
-SWEEP_DIR. Prints the Markdown table.
+group's mean ± std as a point with an error bar, its runs as dots) atomically; ``--out``
+defaults to the first SWEEP_DIR. Prints the Markdown table.
 """
 
 from __future__ import annotations
@@ -407,7 +407,7 @@ def markdown(summary: Summary, command: str) -> str:
         lines += ["", "Differences between groups (second − first) with the 95% Welch "
                   "interval (scipy.stats.ttest_ind, equal_var=False; no correction for "
                   "multiple comparisons):", "",
-                  "| metric | difference | Δ mean | 95% interval | p |", "|---|---|---|---|---|"]
+                  "| metric | comparison | Δ mean | 95% interval | p |", "|---|---|---|---|---|"]
         for d in summary.differences:
             interval = ("n/a (n < 2 or no variance)" if d.low is None else
                         f"[{_fmt(d.low, signed=True)}, {_fmt(d.high, signed=True)}]")

@@ -1,8 +1,9 @@
 """Pictures of aggregated results (matplotlib, Agg backend), written atomically as PNG.
 
-- :func:`plot_summary`: a :class:`midl.summarize.Summary`, one panel per metric: each run a
-  dot, each group's mean ± std a bar with an error bar, n under the group's name; with two
-  groups the panel title gives their difference and its 95% Welch interval.
+- :func:`plot_summary`: a :class:`midl.summarize.Summary`, one panel per metric: each group's
+  mean ± std as a point with an error bar, its single runs as grey dots beside it, n under
+  the group's name; with two groups the panel title gives their difference and its 95% Welch
+  interval.
 - :func:`plot_table`: a paper table (:class:`midl.reporting.render.TableResult`), one panel
   per column: per row our mean ± std (n) next to the paper's number.
 """
@@ -37,8 +38,8 @@ def _grid(n_panels: int, width: float, height: float, max_columns: int = 3) -> t
 
 
 def plot_summary(summary: Summary, path: str | Path) -> Path:
-    """One panel per metric of ``summary``: per group (x) every run's value (dots) and the mean
-    ± std (bar and error bar), with n in the tick label. Returns the path written."""
+    """One panel per metric of ``summary``: per group (x) the mean ± std (point and error bar)
+    and every run's value (grey dots), with n in the tick label. Returns the path written."""
     metrics = summary.metrics
     groups = summary.groups
     fig, axes = _grid(len(metrics), max(3.2, 1.3 * len(groups) + 1.5), 3.6)
@@ -50,15 +51,15 @@ def plot_summary(summary: Summary, path: str | Path) -> Path:
             if not values:
                 continue
             std = group.std(metric)
-            ax.bar(x, group.mean(metric), width=0.6, color="tab:blue", alpha=0.25,
-                   yerr=std if std is not None else None, capsize=6, ecolor="tab:blue")
-            ax.scatter(x + rng.uniform(-0.12, 0.12, len(values)), values, s=18, zorder=3,
-                       color="tab:blue", edgecolors="white", linewidths=0.5)
+            ax.scatter(x + 0.18 + rng.uniform(-0.05, 0.05, len(values)), values, s=16,
+                       color="tab:gray", alpha=0.8, edgecolors="none", zorder=2)
+            ax.errorbar(x, group.mean(metric), yerr=std, fmt="D", color=OURS_COLOR,
+                        markersize=6, capsize=6, elinewidth=1.5, zorder=3)
         ax.set_xticks(range(len(groups)),
                       [f"{label}\nn={len(g.values.get(metric) or [])}"
                        for label, g in zip(labels, groups, strict=True)], fontsize=8)
         values = [v for g in groups for v in g.values.get(metric) or []]
-        if values:  # zoom to the data: bars from 0 would hide differences of a few points
+        if values:  # zoom to the data (points, not bars: no baseline at 0 is implied)
             low, high = min(values), max(values)
             pad = 0.15 * (high - low) or 0.01 * max(abs(high), 1e-9)
             stds = [g.std(metric) or 0.0 for g in groups]
@@ -71,9 +72,11 @@ def plot_summary(summary: Summary, path: str | Path) -> Path:
                         else f"\n95% CI [{d.low:+.4f}, {d.high:+.4f}]")
             title += f"\n{groups[1].name} − {groups[0].name}: {d.diff:+.4f}{interval}"
         ax.set_title(title, fontsize=9)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.grid(axis="y", alpha=0.3)
     by = ", ".join(summary.by) or "one configuration"
-    fig.suptitle(f"Mean ± std over seeds, grouped by {by} (dots: single runs)", fontsize=10)
+    fig.suptitle(f"Mean ± std over seeds, grouped by {by} (grey dots: single runs)",
+                 fontsize=10)
     fig.tight_layout()
     return save_png(fig, path)
 
