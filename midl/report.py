@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from midl.figures import (
@@ -44,7 +43,6 @@ from midl.figures import (
     is_stand_in,
     plot_smi_vs_frequency,
     plot_tsne_panels,
-    points_path,
     run_title,
 )
 from midl.io import atomic_write_text
@@ -288,15 +286,13 @@ def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filena
     baseline = index.get((setting, "dropout", 0.0, 0))
     panels, notes = [], []
     for block, member in (("midl", run), ("dropout", baseline)):
-        npz = points_path(member.path / filename) if member is not None else None
-        if npz is None or not npz.exists():
+        points = member.tsne_points(eval_name, filename) if member is not None else None
+        if points is None:
             notes.append(f"{BLOCK_NAMES[block]} panel missing (needs `midl.evaluate "
                          f"analysis=[tsne] eval_name=tsne` on the seed-0 {block} run of "
                          f"{setting})")
             continue
-        with np.load(npz) as saved:
-            panels.append((run_title(member.record.get("config") or {}, dataset, block),
-                           saved["points"], saved["labels"]))
+        panels.append((run_title(member.record.get("config") or {}, dataset, block), *points))
     note = f"; {'; '.join(notes)}" if notes else ""
     if not panels:
         return source, f"- {figure} {label}: {link} (from `{_shown(source)}`{note})"

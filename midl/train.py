@@ -48,6 +48,7 @@ from midl.provenance import (
     result_config,
     versions,
 )
+from midl.records import live_job, read_record, record_path, save_run_record
 from midl.run_folder import (
     RunRefusedError,
     StaleResultError,
@@ -126,17 +127,23 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     Reused only if ``force`` is false and ``output_dir/metrics.json`` holds a record whose
     result-relevant settings (:func:`midl.provenance.config_hash` of its resolved ``config``)
     equal ``cfg``'s. A corrupt or empty ``metrics.json`` is set aside and the run redone
-    (:func:`midl.run_folder.finished_record`).
+    (:func:`midl.run_folder.finished_record`). Without a finished ``metrics.json``, the run's
+    committed record (:func:`midl.records.record_path`, e.g. ``results/runs/<scale>/...``) is
+    reused by the same rule; an incomplete record (:func:`midl.records.read_record`) counts
+    as none. A reused ``metrics.json`` whose record is missing gets one.
 
     Raises:
         StaleResultError: the record was made with other settings; the message names the
             differing keys and how to proceed. ``.hydra/config.yaml`` (rewritten by Hydra
             for this invocation) is restored from the record, so the folder stays consistent.
     """
-    record = finished_record(output_dir)
+    record, where = finished_record(output_dir), f"The finished run in {output_dir}"
+    current = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
+    committed = record_path(current, output_dir)
+    if record is None and committed is not None and not cfg.get("force", False):
+        record, where = read_record(committed), f"The committed run record {committed}"
     if record is None or cfg.get("force", False):
         return None
-    current = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
     recorded = record.get("config")
     if not isinstance(recorded, dict) or config_hash(recorded) != config_hash(current):
         differences = config_differences(recorded if isinstance(recorded, dict) else {},
@@ -144,9 +151,11 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
         hydra_config = output_dir / ".hydra" / "config.yaml"
         if hydra_config.exists() and isinstance(recorded, dict):
             atomic_write_text(hydra_config, OmegaConf.to_yaml(OmegaConf.create(recorded)))
-        raise StaleResultError(stale_message(f"The finished run in {output_dir}", differences))
+        raise StaleResultError(stale_message(where, differences))
     log.info("%s: this run is complete with the same settings (config hash %s), skipping it "
-             "(force=true reruns it)", output_dir / "metrics.json", config_hash(current))
+             "(force=true reruns it)", where, config_hash(current))
+    if where.startswith("The finished run"):
+        save_run_record(output_dir, record, only_if_missing=True)
     return record
 
 
@@ -179,6 +188,11 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     validate(cfg)
     resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
     run_hash, run_settings = config_hash(resolved), result_config(resolved)
+    # before anything is built: a checkpoint of other settings refuses the run at once
+    resume_path, resume_step = (resume_checkpoint(output_dir / "checkpoints", run_hash,
+                                                  run_settings)
+                                if cfg.resume and not cfg.force else (None, 0))
+    resume_from = str(resume_path) if resume_path is not None else None
     set_num_threads(cfg.get("num_threads"))
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
@@ -189,10 +203,6 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
                                       plugins=[AtomicCheckpointIO()])
 
-    resume_path, resume_step = (resume_checkpoint(output_dir / "checkpoints", run_hash,
-                                                  run_settings)
-                                if cfg.resume and not cfg.force else (None, 0))
-    resume_from = str(resume_path) if resume_path is not None else None
     for logger in loggers:  # curves continue from the checkpoint (or start afresh)
         if isinstance(logger, AppendingCSVLogger):
             logger.keep_rows_before(resume_step)
@@ -236,6 +246,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "result_config": run_settings,  # the settings that change a result
     })  # no secret from the environment reaches the record (midl/secrets.py)
     atomic_write_json(result_path, record)
+    save_run_record(output_dir, record, live_job())  # results/runs/<scale>/... (midl.records)
     log.info("test metrics: %s", json.dumps(test_metrics))
     log.info("wrote %s", result_path)
     return record

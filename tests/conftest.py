@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,16 @@ from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "configs"
+# Run records (midl/records.py) never go to the repository's results/runs/ from a test: a
+# session default for module-scoped fixtures, and a fresh folder per test (below).
+os.environ["MIDL_RECORDS_DIR"] = tempfile.mkdtemp(prefix="midl-records-")
+
+
+@pytest.fixture(autouse=True)
+def _records_dir(tmp_path_factory, monkeypatch):
+    """Each test's runs write their records into a folder of their own (no test skips a run
+    because another test left a record of the same configuration)."""
+    monkeypatch.setenv("MIDL_RECORDS_DIR", str(tmp_path_factory.mktemp("records")))
 
 
 def real_data_dir() -> Path:

@@ -16,6 +16,12 @@ configuration (:func:`midl.provenance.config_hash` of the resolved ``config`` in
 ``metrics.json``) equals the one the table's sweep composes for that key
 (:func:`expected_config`); candidates configured otherwise (e.g. ``block.top_k=0.05`` typed on
 the command line) are returned as not counted, with the settings that differ.
+
+A committed run record (``results/runs/<scale>/<task_name>/<run folder>.json``,
+:mod:`midl.records`) is read as a complete run too (:func:`read_record_run`; its ``path`` is
+the record's file, its key comes from the Hydra job it recorded), so the tables can be made
+from ``results/runs/`` alone. A run present both as a folder and as a record is one run: the
+folder, when it is complete, else the record.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from midl.provenance import config_differences, config_hash
+from midl.records import find_records, read_record
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -69,8 +76,16 @@ class Run:
             return config_hash(self.record["config"])
         return self.record.get("config_hash")
 
+    @property
+    def is_record(self) -> bool:
+        """Whether this run was read from a committed record (no run folder)."""
+        return self.path.suffix == ".json"
+
     def side_json(self, name: str) -> dict[str, Any] | None:
-        """A JSON file next to ``metrics.json`` (e.g. ``cifar10c_severity3.json``), or None."""
+        """A JSON file next to ``metrics.json`` (e.g. ``cifar10c_severity3.json``), or None;
+        for a record, the copy it holds under ``side_files``."""
+        if self.is_record:
+            return (self.record.get("side_files") or {}).get(name)
         path = self.path / name
         if not path.exists():
             return None
@@ -78,6 +93,26 @@ class Run:
             return json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             return None
+
+    def tsne_points(self, eval_name: str, filename: str) -> tuple[Any, Any] | None:
+        """The 2-D t-SNE points and their labels of ``analysis.<eval_name>`` as NumPy arrays
+        ((n, 2) floats, (n,) ints): from the ``.npz`` saved beside the run folder's
+        ``filename`` (:func:`midl.figures.points_path`), for a record from the points it
+        holds; None if there are none."""
+        import numpy as np
+
+        if self.is_record:
+            tsne = (self.analysis(eval_name) or {}).get("tsne") or {}
+            if "points" not in tsne or "labels" not in tsne:
+                return None
+            return np.asarray(tsne["points"], dtype=float), np.asarray(tsne["labels"])
+        from midl.figures import points_path
+
+        npz = points_path(self.path / filename)
+        if not npz.exists():
+            return None
+        with np.load(npz, allow_pickle=False) as saved:
+            return saved["points"], saved["labels"]
 
     def analysis(self, eval_name: str) -> dict[str, Any] | None:
         """``metrics.json``'s ``analysis.<eval_name>`` (written by ``midl.evaluate``), or None."""
@@ -110,20 +145,28 @@ def _choices(path: Path) -> dict[str, Any]:
     return yaml.safe_load("\n".join(lines)) or {}
 
 
-def read_run(path: Path) -> Run | None:
-    """Read one run folder; None if it is not a run of a table sweep (no setting/seed)."""
-    try:
-        overrides = _overrides(path)
-    except (OSError, yaml.YAMLError):
-        return None
-    choices = _choices(path)
+def run_key(overrides: dict[str, str], choices: dict[str, Any]) -> RunKey | None:
+    """A run's key from its Hydra job: the overrides (``{key: value}``, ``+``/``~`` dropped)
+    and the config-group choices; None if it is not a table sweep's job (no setting or
+    seed)."""
     setting = choices.get("experiment/setting") or overrides.get("experiment/setting")
     if setting is None or "seed" not in overrides:
         return None
     block = choices.get("block") or overrides.get("block", "midl")
     noise = float(overrides.get("data.label_noise", 0.0))
     scale = choices.get("scale") or overrides.get("scale")
-    key = RunKey(str(setting), str(block), noise, int(overrides["seed"]), scale)
+    return RunKey(str(setting), str(block), noise, int(overrides["seed"]), scale)
+
+
+def read_run(path: Path) -> Run | None:
+    """Read one run folder; None if it is not a run of a table sweep (no setting/seed)."""
+    try:
+        overrides = _overrides(path)
+    except (OSError, yaml.YAMLError):
+        return None
+    key = run_key(overrides, _choices(path))
+    if key is None:
+        return None
     record: dict[str, Any] = {}
     status, note = "incomplete", ""
     metrics = path / "metrics.json"
@@ -144,14 +187,41 @@ def read_run(path: Path) -> Run | None:
     return Run(path, key, status, record, note)
 
 
+def read_record_run(path: Path) -> Run | None:
+    """A committed run record (:func:`midl.records.read_record`) as a complete run; None if
+    the record is incomplete (cut short, its companion arrays missing) or not of a table
+    sweep's job."""
+    record = read_record(path)
+    if record is None:
+        return None
+    job = record.get("job") or {}
+    overrides = {}
+    for item in job.get("overrides") or []:
+        key, _, value = str(item).partition("=")
+        overrides[key.lstrip("+~")] = value
+    key = run_key(overrides, dict(job.get("choices") or {}))
+    return None if key is None else Run(path.resolve(), key, "complete", record)
+
+
+def _identity(run: Run) -> tuple[str, str]:
+    """``(task_name, run folder name)``: what a run folder and its record share."""
+    if run.is_record:
+        return run.path.parent.name, run.path.stem
+    return str(run.record.get("task_name") or run.path.parent.parent.name), run.path.name
+
+
 def collect_runs(sweep_dirs: list[str | Path]) -> list[Run]:
-    """Every table run below the given folders (searched recursively), sorted by path.
+    """Every table run below the given folders (searched recursively), sorted by path: run
+    folders of sweeps and committed run records (:mod:`midl.records`; folders such as
+    ``results/runs/<scale>`` may be given beside sweep folders). A run found both as a
+    folder and as a record counts once: the folder if it is complete, else the record.
 
     Raises:
         FileNotFoundError: if a given folder does not exist.
     """
     runs = []
     seen = set()
+    records: dict[tuple[str, str], Run] = {}
     for sweep_dir in sweep_dirs:
         root = Path(sweep_dir)
         if not root.is_dir():
@@ -164,6 +234,19 @@ def collect_runs(sweep_dirs: list[str | Path]) -> list[Run]:
             run = read_run(path)
             if run is not None:
                 runs.append(run)
+        for path in find_records(root):
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
+            run = read_record_run(path)
+            if run is not None:
+                records.setdefault((str(run.key.scale), *_identity(run)), run)
+    folders = {(str(r.key.scale), *_identity(r)): i for i, r in enumerate(runs)}
+    for identity, record in records.items():
+        if identity not in folders:
+            runs.append(record)
+        elif not runs[folders[identity]].complete:
+            runs[folders[identity]] = record
     return sorted(runs, key=lambda r: str(r.path))
 
 

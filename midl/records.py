@@ -1,0 +1,349 @@
+"""Run records kept in git: a finished run of a table scale, compact, under ``results/runs/``.
+
+When a run whose config names a scale (``scale.name``) finishes, its record (the content of
+its ``metrics.json``, made compact) is also written to
+``<paths.records_dir>/<scale>/<task_name>/<run folder name>.json`` (:func:`record_path`;
+``paths.records_dir`` is ``$MIDL_RECORDS_DIR``, else ``<repo>/results/runs``). A sweep treats
+such a record as a finished run (``midl.train.existing_result``), and the report reads the
+records as runs (``midl.reporting.runs.collect_runs``), so the tables can be regenerated
+from ``results/runs/`` alone, without ``outputs/``.
+
+Compact means (:func:`compact`):
+
+- ``result_config`` is dropped (it is recomputed from ``config``; ``config_hash`` is kept);
+  ``tested_checkpoint`` and ``resumed_from`` keep only the file name (no checkpoint is kept);
+- long lists outside ``analysis`` (e.g. ``data.subset.train_indices``) are replaced by
+  ``{"$digest": <sha256 of their JSON, 16 hex digits>, "length": n}``;
+- long numeric arrays inside ``analysis`` (per-neuron MI and activation frequency, per-block
+  frequencies, t-SNE points and labels) move to a companion ``<name>.npz`` next to the record,
+  replaced by ``{"$npz": <key>, "length": n}``; :func:`read_record` puts them back, so a
+  record reads exactly like the run folder's ``metrics.json``;
+- the run folder's side results the tables read (``*.json`` other than ``metrics.json``, e.g.
+  ``cifar10c_severity3.json``) are kept under ``side_files``, and the Hydra job (``overrides``
+  as typed and the config-group ``choices``) under ``job``, which says which table cell the
+  run belongs to.
+
+Writes are atomic (:func:`midl.io.atomic_write`): the companion ``.npz`` first, then the JSON,
+so a record whose JSON exists is complete. A record that is not valid JSON, or lacks what a
+record holds (:data:`REQUIRED`), or whose companion is missing or unreadable, is never read
+as complete (:func:`read_record` returns None with a warning); the temporary files of a
+killed write (``.<name>.*.tmp``) are never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from midl.io import atomic_write, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_ROOT = REPO / "results" / "runs"
+RECORD_FORMAT = 1
+LONG = 64  # lists longer than this leave the record's JSON (digest or companion .npz)
+REQUIRED = ("record_format", "test", "config", "config_hash", "job", "seed")
+"""Keys every complete record holds."""
+DIGEST, NPZ = "$digest", "$npz"
+
+
+class RecordError(ValueError):
+    """A record cannot be written as asked (e.g. a run without test metrics)."""
+
+
+def records_root(config: Mapping[str, Any] | None = None) -> Path:
+    """The records root: ``config["paths"]["records_dir"]`` when set, else
+    ``$MIDL_RECORDS_DIR``, else ``<repo>/results/runs``."""
+    paths = (config or {}).get("paths") or {}
+    chosen = paths.get("records_dir") if isinstance(paths, Mapping) else None
+    return Path(chosen or os.environ.get("MIDL_RECORDS_DIR") or DEFAULT_ROOT)
+
+
+def scale_name(config: Mapping[str, Any]) -> str | None:
+    """The run's ``scale.name``, or None when it belongs to no scale or its scale keeps no
+    records (``scale.records: false``, e.g. the precision check): then it has no record."""
+    scale = config.get("scale")
+    if not isinstance(scale, Mapping) or scale.get("records", True) is False:
+        return None
+    return str(scale["name"]) if scale.get("name") else None
+
+
+def record_path(config: Mapping[str, Any], run_dir: str | Path) -> Path | None:
+    """``<records root>/<scale.name>/<task_name>/<run folder name>.json`` for a run of
+    ``config`` (a resolved config) in ``run_dir``; None when the config names no scale.
+
+    Raises:
+        RecordError: if the config has no ``task_name``.
+    """
+    scale = scale_name(config)
+    if scale is None:
+        return None
+    task = config.get("task_name")
+    if not task:
+        raise RecordError(f"the config of {run_dir} has no task_name: cannot place its record")
+    return records_root(config) / scale / str(task) / f"{Path(run_dir).name}.json"
+
+
+def companion_path(path: str | Path) -> Path:
+    """The companion arrays of the record ``path`` (``<name>.npz`` beside it)."""
+    return Path(path).with_suffix(".npz")
+
+
+def live_job() -> dict[str, Any] | None:
+    """The running Hydra job as :func:`job_of` gives it, or None outside a Hydra job. Only
+    ``midl.train`` may use it: inside ``midl.evaluate`` the live job is the evaluation's."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    return {"overrides": [str(o) for o in hydra.overrides.task],
+            "choices": _groups(OmegaConf.to_container(hydra.runtime.choices))}
+
+
+def _groups(choices: Any) -> dict[str, Any]:
+    """The config-group choices of a job without Hydra's own (``hydra``, ``hydra/...``)."""
+    return {k: v for k, v in dict(choices or {}).items()
+            if k != "hydra" and not str(k).startswith("hydra/")}
+
+
+def job_of(run_dir: str | Path) -> dict[str, Any] | None:
+    """The Hydra job of a run folder, ``{"overrides": [...], "choices": {...}}``, read from
+    ``<run_dir>/.hydra/`` (Hydra writes it when the job starts); None without a readable
+    ``overrides.yaml`` (``choices`` is empty without ``hydra.yaml``)."""
+    folder = Path(run_dir) / ".hydra"
+    try:
+        overrides = yaml.safe_load((folder / "overrides.yaml").read_text()) or []
+    except (OSError, yaml.YAMLError):
+        return None
+    try:  # the choices are optional: a key can be read from the overrides alone
+        hydra_yaml = yaml.safe_load((folder / "hydra.yaml").read_text()) or {}
+        choices = hydra_yaml.get("hydra", {}).get("runtime", {}).get("choices") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        choices = {}
+    return {"overrides": [str(o) for o in overrides], "choices": _groups(choices)}
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _numeric(value: list) -> np.ndarray | None:
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged
+        return None
+    return array if array.dtype.kind in "biuf" else None
+
+
+def _shrink(node: Any, key: str, arrays: dict[str, np.ndarray], in_analysis: bool) -> Any:
+    if isinstance(node, dict):
+        return {k: _shrink(v, f"{key}.{k}" if key else k, arrays,
+                           in_analysis or (not key and k == "analysis"))
+                for k, v in node.items()}
+    if isinstance(node, list) and len(node) > LONG:
+        array = _numeric(node) if in_analysis else None
+        if array is not None:
+            arrays[key] = array
+            return {NPZ: key, "length": len(node)}
+        return {DIGEST: _digest(node), "length": len(node)}
+    if isinstance(node, list):
+        return [_shrink(v, f"{key}.{i}", arrays, in_analysis) for i, v in enumerate(node)]
+    return node
+
+
+def _side_files(run_dir: Path) -> dict[str, Any]:
+    out = {}
+    for path in sorted(run_dir.glob("*.json")):
+        if path.name == "metrics.json" or path.name.endswith(".digest.json"):
+            continue
+        try:
+            out[path.name] = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            log.warning("%s is not readable JSON: left out of the run's record", path)
+    return out
+
+
+def _tsne_points(metrics: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """``analysis`` with the t-SNE points saved beside each Figure 4 added (``points``,
+    ``labels``), so a record can redraw the figure."""
+    analysis = metrics.get("analysis")
+    if not isinstance(analysis, dict):
+        return analysis
+    out = dict(analysis)
+    for name, result in analysis.items():
+        tsne = result.get("tsne") if isinstance(result, dict) else None
+        if not isinstance(tsne, dict) or not tsne.get("figure4"):
+            continue
+        from midl.figures import points_path
+
+        npz = points_path(run_dir / tsne["figure4"])
+        if not npz.exists():
+            continue
+        with np.load(npz, allow_pickle=False) as saved:
+            points, labels = saved["points"].tolist(), saved["labels"].tolist()
+        out[name] = {**result, "tsne": {**tsne, "points": points, "labels": labels}}
+    return out
+
+
+def compact(metrics: Mapping[str, Any], run_dir: str | Path,
+            job: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The record of a finished run and its companion arrays (see the module docstring).
+
+    Args:
+        metrics: the run's ``metrics.json`` content (with ``test`` and ``config``).
+        run_dir: the run folder (side files and t-SNE points are read from it).
+        job: the Hydra job (:func:`live_job`, :func:`job_of`); read from ``run_dir`` when
+            None (``{}`` if it has no ``.hydra/``).
+
+    Returns:
+        ``(record, arrays)``: the JSON-ready record and the arrays for the ``.npz``
+        (empty when nothing is long).
+
+    Raises:
+        RecordError: if ``metrics`` has no ``test`` metrics or no ``config``.
+    """
+    run_dir = Path(run_dir)
+    if not isinstance(metrics.get("test"), dict) or not isinstance(metrics.get("config"), dict):
+        raise RecordError(f"{run_dir}: a record needs the test metrics and the resolved config "
+                          "of a finished run")
+    record: dict[str, Any] = {"record_format": RECORD_FORMAT}
+    for key, value in metrics.items():
+        if key == "result_config":
+            continue
+        if key in ("tested_checkpoint", "resumed_from") and isinstance(value, str) and value:
+            value = Path(value).name if value != "final weights" else value
+        record[key] = value
+    if "analysis" in record:
+        record["analysis"] = _tsne_points(dict(metrics), run_dir)
+    side = _side_files(run_dir)
+    if side:
+        record["side_files"] = side
+    record["job"] = dict(job) if job is not None else job_of(run_dir) or {}
+    arrays: dict[str, np.ndarray] = {}
+    return _shrink(record, "", arrays, False), arrays
+
+
+def write_record(path: str | Path, record: Mapping[str, Any],
+                 arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write a record (and its companion ``.npz``, when ``arrays`` is not empty) atomically:
+    the companion first, then the JSON, so a record JSON always finds its arrays. A stale
+    companion of an earlier version is removed when the new record has none. Returns the
+    JSON's path."""
+    path = Path(path)
+    npz = companion_path(path)
+    if arrays:
+        def save(f):
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **dict(arrays))
+            f.write(buffer.getvalue())
+        atomic_write(npz, save)
+    atomic_write_json(path, record)
+    if not arrays:
+        npz.unlink(missing_ok=True)
+    return path
+
+
+def _restore(node: Any, arrays: Any) -> Any:
+    if isinstance(node, dict):
+        if NPZ in node and set(node) == {NPZ, "length"}:
+            value = arrays[node[NPZ]].tolist()
+            if len(value) != node["length"]:
+                raise ValueError(f"companion array {node[NPZ]} has {len(value)} entries, the "
+                                 f"record says {node['length']}")
+            return value
+        return {k: _restore(v, arrays) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_restore(v, arrays) for v in node]
+    return node
+
+
+def read_record(path: str | Path) -> dict[str, Any] | None:
+    """A complete record with its companion arrays put back, or None (with a warning) when
+    ``path`` is missing, not JSON (e.g. cut short), not a record (:data:`REQUIRED`), or its
+    companion ``.npz`` is missing or does not hold what the record names. Never executes
+    anything (``json``, ``np.load(allow_pickle=False)``)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        log.warning("%s is not a complete record (%s: %s): ignored", path,
+                    type(error).__name__, error)
+        return None
+    missing = [k for k in REQUIRED if not isinstance(record, dict) or k not in record]
+    if missing or not isinstance(record.get("test"), dict) or not record["test"]:
+        log.warning("%s is not a complete record (missing %s): ignored", path,
+                    missing or ["test metrics"])
+        return None
+    if NPZ not in json.dumps(record):
+        return record
+    try:
+        with np.load(companion_path(path), allow_pickle=False) as arrays:
+            return _restore(record, arrays)
+    except (OSError, ValueError, KeyError) as error:
+        log.warning("%s: its companion %s is missing or incomplete (%s): ignored", path,
+                    companion_path(path).name, error)
+        return None
+
+
+def find_records(root: str | Path) -> list[Path]:
+    """The record files below ``root``: ``*.json`` not inside a run folder (one holding
+    ``.hydra/``), not hidden (a killed write's ``.<name>.*.tmp`` never matches) and not a
+    ``metrics.json``; sorted. Whether each is complete is :func:`read_record`'s to say."""
+    out = []
+    for path in sorted(Path(root).rglob("*.json")):
+        if (path.name.startswith(".") or path.name == "metrics.json"
+                or any(part.startswith(".") for part in path.relative_to(root).parts)
+                or (path.parent / ".hydra").is_dir()):
+            continue
+        out.append(path)
+    return out
+
+
+def save_run_record(run_dir: str | Path, metrics: Mapping[str, Any] | None = None,
+                    job: Mapping[str, Any] | None = None, *, only_if_missing: bool = False
+                    ) -> Path | None:
+    """Write the record of the finished run in ``run_dir`` (its ``metrics.json``, or
+    ``metrics`` if given) to :func:`record_path` and return that path; None when the run
+    belongs to no scale or is not finished. ``job`` is the run's Hydra job (default: its
+    ``.hydra/``, else the job of the record it replaces).
+
+    With ``only_if_missing``, an existing complete record of the same ``config_hash`` is
+    kept as it is (a committed record is not rewritten by a rerun that skipped).
+    """
+    run_dir = Path(run_dir)
+    if metrics is None:
+        try:
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("config"), dict) \
+            or not isinstance(metrics.get("test"), dict):
+        return None
+    path = record_path(metrics["config"], run_dir)
+    if path is None:
+        return None
+    existing = read_record(path)
+    if (only_if_missing and existing is not None
+            and existing.get("config_hash") == metrics.get("config_hash")):
+        return path
+    if job is None:  # the run folder's .hydra/, else what the existing record knew
+        job = job_of(run_dir) or (existing or {}).get("job")
+    record, arrays = compact(metrics, run_dir, job)
+    write_record(path, record, arrays)
+    log.info("wrote the run's record %s", path)
+    return path

@@ -1,0 +1,246 @@
+"""Run records kept in git (midl/records.py): a finished run of a scale is also written,
+compact and atomically, to <records>/<scale>/<task_name>/<run folder>.json; a sweep skips a
+run whose record exists (same configuration hash; force=true reruns); a half-written record
+is never read as complete; the report made from the records alone equals the report made
+from the run folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, compose_train, require_real
+from midl import records as rec
+from midl.report import report_table
+from midl.reporting.render import build_table
+from midl.reporting.runs import collect_runs
+from midl.reporting.tables import TABLES
+from midl.run_folder import StaleResultError
+from midl.train import existing_result
+
+SWEEP = ["+experiment/setting=mnist_mlp", "+scale=smoke", "block=midl,dropout",
+         "data.label_noise=0.0", "seed=0"]
+QUIET = ["logger=none", "callbacks.progress_bar.refresh_rate=0", "extras.print_config=false"]
+PAPER = yaml.safe_load((REPO / "results" / "paper_reference.yaml").read_text())
+
+
+def _env(root: Path, outputs: Path) -> dict[str, str]:
+    return {**os.environ, "MIDL_OUTPUT_DIR": str(outputs),
+            "MIDL_RECORDS_DIR": str(root / "records"), "MIDL_CACHE_DIR": str(root / "cache"),
+            "MIDL_DATA_DIR": str(require_real("MNIST"))}
+
+
+def _sweep(root: Path, outputs: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "midl.train", "-m", *SWEEP, *QUIET, *extra],
+                          cwd=REPO, env=_env(root, outputs), capture_output=True, text=True,
+                          timeout=900)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """Two real smoke-scale runs (MNIST MLP, MID-L and Dropout, seed 0, 256 images, one
+    epoch), their run folders and their records."""
+    root = tmp_path_factory.mktemp("smoke")
+    done = _sweep(root, root / "outputs")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+def _folders(outputs: Path) -> list[Path]:
+    return sorted(p.parent.parent for p in outputs.rglob(".hydra/overrides.yaml"))
+
+
+def test_a_finished_run_of_a_scale_writes_its_compact_record(smoke):
+    folders = _folders(smoke / "outputs")
+    assert len(folders) == 2
+    for folder in folders:
+        path = smoke / "records" / "smoke" / "grid_mnist_mlp" / f"{folder.name}.json"
+        metrics = json.loads((folder / "metrics.json").read_text())
+        record = rec.read_record(path)
+        assert record is not None
+        assert path.stat().st_size < 8_000  # a few KB: no checkpoint, no curves
+        assert record["test"] == metrics["test"]
+        assert record["config"] == metrics["config"]
+        assert record["config_hash"] == metrics["config_hash"]
+        assert "result_config" not in record
+        assert record["tested_checkpoint"] == Path(metrics["tested_checkpoint"]).name
+        assert "+scale=smoke" in record["job"]["overrides"]
+        assert record["job"]["choices"]["experiment/setting"] == "mnist_mlp"
+
+
+def test_compact_digests_long_lists_and_moves_analysis_arrays_to_a_companion(tmp_path):
+    run = tmp_path / "grid_x" / "multirun" / "seed=0"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- +experiment/setting=x\n- seed=0\n")
+    indices = list(range(500))
+    mi, frequency = np.linspace(0, 1, 256).tolist(), np.linspace(1, 0, 256).tolist()
+    points = np.arange(200 * 2, dtype=float).reshape(200, 2)
+    labels = np.arange(200) % 10
+    np.savez(run / "figure4_tsne_tsne.npz", points=points, labels=labels)
+    side = {"severity": 3, "accuracy": {"mean": 0.5, "contrast": 0.5}}
+    (run / "cifar10c_severity3.json").write_text(json.dumps(side))
+    metrics = {"task_name": "grid_x", "seed": 0, "test": {"test/acc": 0.5},
+               "tested_checkpoint": "/somewhere/checkpoints/epoch=0.ckpt",
+               "data": {"subset": {"train_indices": indices}},
+               "analysis": {"smi": {"smi": {"per_neuron_mi": mi, "activation_frequency":
+                                            frequency}},
+                            "tsne": {"tsne": {"figure4": "figure4_tsne_tsne.png"}}},
+               "config": {"task_name": "grid_x", "scale": {"name": "smoke"},
+                          "paths": {"records_dir": str(tmp_path / "records")}},
+               "config_hash": "0123456789abcdef", "result_config": {"a": 1}}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+
+    path = rec.save_run_record(run)
+    assert path == tmp_path / "records" / "smoke" / "grid_x" / "seed=0.json"
+    stored = json.loads(path.read_text())
+    assert stored["data"]["subset"]["train_indices"] == {
+        "$digest": rec._digest(indices), "length": 500}
+    assert stored["analysis"]["smi"]["smi"]["per_neuron_mi"] == {
+        "$npz": "analysis.smi.smi.per_neuron_mi", "length": 256}
+    assert stored["side_files"] == {"cifar10c_severity3.json": side}
+    assert rec.companion_path(path).exists() and path.stat().st_size < 4_000
+
+    record = rec.read_record(path)
+    assert record["analysis"]["smi"]["smi"]["per_neuron_mi"] == mi
+    assert record["analysis"]["smi"]["smi"]["activation_frequency"] == frequency
+    assert record["tested_checkpoint"] == "epoch=0.ckpt"
+    [as_run] = collect_runs([tmp_path / "records"])
+    assert as_run.is_record and as_run.complete and as_run.key.setting == "x"
+    assert as_run.side_json("cifar10c_severity3.json") == side
+    got_points, got_labels = as_run.tsne_points("tsne", "figure4_tsne_tsne.png")
+    np.testing.assert_array_equal(got_points, points)
+    np.testing.assert_array_equal(got_labels, labels)
+
+
+def _record(tmp_path: Path) -> Path:
+    """A small valid record with a companion (written by the real writer)."""
+    record = {"record_format": 1, "seed": 0, "test": {"test/acc": 0.5}, "config": {},
+              "config_hash": "0123456789abcdef",
+              "job": {"overrides": ["+experiment/setting=x", "seed=0"], "choices": {}},
+              "analysis": {"smi": {"mi": {"$npz": "analysis.smi.mi", "length": 100}}}}
+    return rec.write_record(tmp_path / "smoke" / "grid_x" / "seed=0.json", record,
+                            {"analysis.smi.mi": np.arange(100.0)})
+
+
+def test_a_half_written_record_is_never_read_as_complete(tmp_path):
+    path = _record(tmp_path)
+    text = path.read_text()
+    assert rec.read_record(path) is not None and len(collect_runs([tmp_path])) == 1
+
+    path.write_text(text[: len(text) // 2])  # cut short outside midl's atomic writes
+    assert rec.read_record(path) is None and collect_runs([tmp_path]) == []
+    path.write_text(json.dumps({"test": {"test/acc": 0.5}}))  # JSON, but not a record
+    assert rec.read_record(path) is None
+    path.write_text(text)
+    rec.companion_path(path).unlink()  # the arrays it names are missing
+    assert rec.read_record(path) is None and collect_runs([tmp_path]) == []
+
+
+def test_a_record_write_killed_midway_leaves_nothing_that_reads_as_complete(tmp_path):
+    """A real process is SIGKILLed inside the record's write (after its data is written,
+    before the rename): only the hidden temporary file is left, and it is never read."""
+    code = f"""
+import os, signal, numpy as np
+from midl import records
+os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+records.write_record({str(tmp_path / "smoke" / "grid_x" / "seed=0.json")!r},
+    {{"record_format": 1, "seed": 0, "test": {{"test/acc": 0.5}}, "config": {{}},
+      "config_hash": "0", "job": {{"overrides": ["+experiment/setting=x", "seed=0"]}}}}, {{}})
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          timeout=300)
+    assert done.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in (tmp_path / "smoke" / "grid_x").iterdir())
+    assert len(left) == 1 and left[0].startswith(".seed=0.json.") and left[0].endswith(".tmp")
+    assert json.loads((tmp_path / "smoke" / "grid_x" / left[0]).read_text())["test"]
+    assert rec.find_records(tmp_path) == [] and collect_runs([tmp_path]) == []
+    cfg = {"task_name": "grid_x", "scale": {"name": "smoke"},
+           "paths": {"records_dir": str(tmp_path)}}
+    assert rec.read_record(rec.record_path(cfg, "seed=0")) is None
+
+
+def test_report_from_the_records_alone_equals_the_report_from_the_run_folders(smoke, tmp_path):
+    from_folders = collect_runs([smoke / "outputs"])
+    from_records = collect_runs([smoke / "records" / "smoke"])
+    assert [r.key for r in from_folders] == [r.key for r in from_records]
+    assert all(r.is_record for r in from_records) and len(from_records) == 2
+    written = {}
+    for name, runs in (("folders", from_folders), ("records", from_records)):
+        paths = report_table("baselines", runs, "smoke", tmp_path / name, force=False,
+                             command="make report SCALE=smoke", paper=PAPER)
+        written[name] = {p.name: p.read_bytes() for p in paths if p.suffix != ".png"}
+    assert set(written["records"]) == {"baselines.md", "baselines.csv", "baselines.tex"}
+    assert written["records"] == written["folders"]
+    result = build_table(TABLES["baselines"], from_records, [0], "smoke", PAPER)
+    assert sorted(r.key.block for r in result.counted) == ["dropout", "midl"]
+    acc = {r.key.block: r.record["test"]["test/acc"] for r in from_folders}
+    text = written["records"]["baselines.md"].decode()
+    for block in ("midl", "dropout"):
+        assert f"{100 * acc[block]:.1f}" in text  # the runs' accuracies are in the table
+
+
+def test_a_run_in_a_folder_and_in_a_record_is_one_run(smoke, tmp_path):
+    outputs = tmp_path / "outputs"
+    shutil.copytree(smoke / "outputs", outputs)
+    both = collect_runs([outputs, smoke / "records" / "smoke"])
+    assert len(both) == 2 and not any(r.is_record for r in both)
+    # an interrupted rerun of the folder (no metrics.json) leaves the record to count
+    [midl_run] = [p for p in _folders(outputs) if "block=midl" in p.name]
+    (midl_run / "metrics.json").unlink()
+    both = collect_runs([outputs, smoke / "records" / "smoke"])
+    assert len(both) == 2
+    assert [r.is_record for r in both if r.key.block == "midl"] == [True]
+
+
+def test_the_sweep_skips_a_run_whose_record_is_committed(smoke, tmp_path):
+    """A fresh clone: no outputs/, only the committed records. Rerunning the sweep trains
+    nothing: each job finds its record (same configuration hash) and skips."""
+    records = smoke / "records"
+    before = {p: p.read_bytes() for p in records.rglob("*.json")}
+    fresh = tmp_path / "outputs"
+    env_root = tmp_path
+    (env_root / "records").symlink_to(records)
+    done = _sweep(env_root, fresh)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folders = _folders(fresh)
+    assert len(folders) == 2
+    for folder in folders:
+        assert not (folder / "metrics.json").exists()
+        assert not (folder / "checkpoints").exists()  # nothing was trained
+    assert "The committed run record" in done.stdout + done.stderr
+    assert {p: p.read_bytes() for p in records.rglob("*.json")} == before
+
+
+def test_a_committed_record_of_other_settings_is_refused_and_force_reruns(smoke, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("MIDL_RECORDS_DIR", str(smoke / "records"))
+    [midl_run] = [p for p in _folders(smoke / "outputs") if "block=midl" in p.name]
+    run_dir = tmp_path / midl_run.name  # same folder name, no metrics.json: the record rules
+    job = ["+experiment/setting=mnist_mlp", "+scale=smoke", "block=midl",
+           "data.label_noise=0.0", "seed=0", *QUIET]
+    same = existing_result(run_dir, compose_train(job, run_dir))
+    assert same is not None and same["test"] == json.loads(
+        (midl_run / "metrics.json").read_text())["test"]
+    with pytest.raises(StaleResultError) as error:
+        existing_result(run_dir, compose_train([*job, "block.top_k=0.25"], run_dir))
+    message = str(error.value)
+    assert "The committed run record" in message and midl_run.name in message
+    assert "block.top_k: recorded 0.5, now 0.25" in message and "force=true" in message
+    assert existing_result(run_dir, compose_train([*job, "force=true"], run_dir)) is None
+
+
+def test_a_record_of_a_scale_without_records_or_without_a_scale_is_not_written(tmp_path):
+    assert rec.record_path({"task_name": "t"}, tmp_path / "run") is None
+    assert rec.record_path({"task_name": "t", "scale": {"name": "precision", "records": False}},
+                           tmp_path / "run") is None
+    with pytest.raises(rec.RecordError, match="task_name"):
+        rec.record_path({"scale": {"name": "smoke"}}, tmp_path / "run")
