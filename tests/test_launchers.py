@@ -7,15 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from fault_hooks import wait_for_pause
 from hydra import compose, initialize_config_dir
 
 from midl.evaluate import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
+GUARD_S = 1800  # hang guard for a subprocess only: no test waits on a time
 TARGETS = {
     "joblib": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
     "local_parallel": "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher",
@@ -44,8 +45,8 @@ def test_submitit_local_runs_a_tiny_sweep(tmp_path):
     env = {**os.environ, "MIDL_OUTPUT_DIR": str(tmp_path)}
     proc = subprocess.run(
         [sys.executable, "-m", "midl.train", "-m", "hydra/launcher=submitit_local", "debug=fdr",
-         "seed=0,1", "hydra.launcher.timeout_min=10"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+         "seed=0,1", "hydra.launcher.timeout_min=30"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=GUARD_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for seed in (0, 1):
         record = json.loads((tmp_path / "train" / "multirun" / f"debug=fdr,seed={seed}"
@@ -54,53 +55,42 @@ def test_submitit_local_runs_a_tiny_sweep(tmp_path):
     assert (tmp_path / "train" / "multirun" / ".submitit").is_dir()
 
 
-def _submitit_task_pid(folder: Path) -> int | None:
-    """PID of the submitit job process (``python -m submitit.core._submit <folder>``) whose
-    folder lies under ``folder``, found in /proc."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        text = b" ".join(cmdline).decode(errors="replace")
-        if "submitit.core._submit" in text and str(folder) in text:
-            return int(proc.name)
-    return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the job in /proc")
 def test_submitit_requeue_saves_mid_epoch_and_resumes_exactly(tmp_path):
     """A sweep job launched by submitit gets submitit's pre-emption signal (SIGUSR2) in the
     middle of training: it saves last.ckpt at the next batch boundary, submitit requeues it,
     the requeued job resumes from that checkpoint, and its metrics equal an uninterrupted
     run's (the mechanism SLURM requeues go through, with submitit's local executor)."""
-    args = ["callbacks.progress_bar.refresh_rate=0", "logger=none", "trainer.max_epochs=4",
+    args = ["callbacks.progress_bar.refresh_rate=0", "logger=none", "trainer.max_epochs=2",
             "data.batch_size=8", "seed=3"]
     whole_dir, sweep_dir = tmp_path / "whole", tmp_path / "sweep"
     whole = subprocess.Popen([sys.executable, "-m", "midl.train", *args], cwd=ROOT,
                              env={**os.environ, "MIDL_OUTPUT_DIR": str(whole_dir)},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    # the job pauses after batch 20 of its second (last) epoch and writes its pid into its run
+    # folder's paused.json (tests/fault_hooks.py): the signal lands there, not after a delay
+    env = {**os.environ, "MIDL_OUTPUT_DIR": str(sweep_dir), "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT / "tests"), os.environ.get("PYTHONPATH")]))}
     sweep = subprocess.Popen(
         [sys.executable, "-m", "midl.train", "-m", "hydra/launcher=submitit_local", *args,
-         "hydra.launcher.timeout_min=20"],
-        cwd=ROOT, env={**os.environ, "MIDL_OUTPUT_DIR": str(sweep_dir)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+         "hydra.launcher.timeout_min=30", "+callbacks.pause._target_=fault_hooks.PauseAt",
+         "+callbacks.pause.epoch=1", "+callbacks.pause.batch=20",
+         "+callbacks.pause.signal_name=SIGUSR2"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
     multirun = sweep_dir / "train" / "multirun"
-    deadline = time.monotonic() + 600
-    while not list(multirun.glob("*/checkpoints/last.ckpt")):
-        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
-        assert time.monotonic() < deadline, "no checkpoint after 600 s"
-        time.sleep(0.05)
-    time.sleep(0.5)  # into the second epoch
-    pid = _submitit_task_pid(multirun / ".submitit")
-    assert pid is not None, "submitit job process not found"
-    os.kill(pid, signal.SIGUSR2)
-
-    assert sweep.wait(timeout=600) == 0, sweep.stderr.read()[-3000:]
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()[-3000:]
+    try:
+        paused = wait_for_pause(multirun, sweep, pattern="*/paused.json")
+        assert paused["pid"] != sweep.pid  # the submitit job process, not the launching one
+        os.kill(paused["pid"], signal.SIGUSR2)
+        assert sweep.wait(timeout=GUARD_S) == 0, sweep.stderr.read()[-3000:]
+        assert whole.wait(timeout=GUARD_S) == 0, whole.stderr.read()[-3000:]
+    finally:  # a failed test leaves no training behind (submitit's job is in sweep's session)
+        for proc in (sweep, whole):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     logs = "".join(p.read_text() for p in (multirun / ".submitit").rglob("*_log.*"))
     assert "received SIGUSR2" in logs and "saved" in logs and "Requeued job" in logs, logs[-3000:]
     requeued = json.loads(next(multirun.glob("*/metrics.json")).read_text())

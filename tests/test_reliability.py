@@ -9,11 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from fault_hooks import wait_for_pause
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,77 +26,104 @@ from midl.io import atomic_write_json
 from midl.train import train
 
 QUIET = ["callbacks.progress_bar.refresh_rate=0", "logger=none"]
+GUARD_S = 1800  # hang guard for a subprocess only: no test waits on a time
+TESTS = Path(__file__).resolve().parent
+
+
+def pause_at(epoch: int, batch: int, signal_name: str | None = "SIGTERM") -> list[str]:
+    """Overrides that make a run pause after ``batch`` of ``epoch`` and write ``paused.json``
+    (:class:`fault_hooks.PauseAt`), so a test signals it at that point, not after a delay."""
+    return ["+callbacks.pause._target_=fault_hooks.PauseAt", f"+callbacks.pause.epoch={epoch}",
+            f"+callbacks.pause.batch={batch}", f"+callbacks.pause.signal_name={signal_name}"
+            if signal_name else "+callbacks.pause.signal_name=null"]
 
 
 def _run(args: list[str], out, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "MIDL_OUTPUT_DIR": str(out)}
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "MIDL_OUTPUT_DIR": str(out), "PYTHONPATH": pythonpath}
     return subprocess.Popen([sys.executable, "-m", "midl.train", *args], env=env, cwd=out,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            **kwargs)
+                            start_new_session=True, **kwargs)
 
 
-def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(tmp_path):
-    args = [*QUIET, "trainer.max_epochs=12", "seed=5"]
+@pytest.fixture
+def run():
+    """``run(args, out)`` starts ``python -m midl.train`` (:func:`_run`) in its own session;
+    runs still going when the test ends (it failed) are killed with their children, so a
+    failed test leaves no training behind."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str], out) -> subprocess.Popen:
+        started.append(_run(args, out))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(tmp_path, run):
+    args = [*QUIET, "trainer.max_epochs=3", "seed=5"]
     whole_dir, killed_dir = tmp_path / "whole", tmp_path / "killed"
     whole_dir.mkdir(), killed_dir.mkdir()
-    uninterrupted = _run(args, whole_dir)
+    uninterrupted = run(args, whole_dir)
 
-    # the run folder is named from the overrides, so the rerun finds it again
-    run_dir = killed_dir / "train" / "runs" / "logger=none,seed=5,trainer.max_epochs=12"
-    victim = _run(args, killed_dir)
-    deadline = time.monotonic() + 600
-    while not (run_dir / "checkpoints" / "last.ckpt").exists():
-        assert victim.poll() is None, "the run ended before its first checkpoint"
-        assert time.monotonic() < deadline, f"no checkpoint in {run_dir} after 600 s"
-        time.sleep(0.05)
+    # killed inside epoch 2 (0-based 1), once epoch 1's last.ckpt is written; the rerun of the
+    # same command finds the folder (named from the overrides) and resumes from it
+    victim = run([*args, *pause_at(epoch=1, batch=3, signal_name=None)], killed_dir)
+    paused = wait_for_pause(killed_dir, victim)
+    run_dir = next((killed_dir / "train" / "runs").iterdir())
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert not (run_dir / "metrics.json").exists(), "killed too late to test resuming"
+    assert paused == {"pid": victim.pid, "epoch": 1, "batch": 3}
+    assert not (run_dir / "metrics.json").exists()
 
-    rerun = _run(args, killed_dir)
-    assert rerun.wait(timeout=300) == 0, rerun.stderr.read()[-3000:]
-    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()[-3000:]
+    rerun = run([*args, *pause_at(epoch=1, batch=3, signal_name=None)], killed_dir)
+    assert rerun.wait(timeout=GUARD_S) == 0, rerun.stderr.read()[-3000:]
+    assert uninterrupted.wait(timeout=GUARD_S) == 0, uninterrupted.stderr.read()[-3000:]
     resumed = json.loads((run_dir / "metrics.json").read_text())
     whole = json.loads(next((whole_dir / "train" / "runs").glob("*/metrics.json")).read_text())
     assert resumed["resumed_from"] is not None and whole["resumed_from"] is None
     assert resumed["test"] == whole["test"]
 
 
-def test_sigterm_saves_mid_epoch_checkpoint_and_resume_is_exact(tmp_path):
-    # small batches: ~160 steps per epoch, so the signal lands inside an epoch
-    args = [*QUIET, "trainer.max_epochs=6", "data.batch_size=8", "seed=7"]
+def test_sigterm_saves_mid_epoch_checkpoint_and_resume_is_exact(tmp_path, run):
+    # small batches: ~160 steps per epoch; the run pauses after batch 20 of its second (last)
+    # epoch and the signal is sent then, so it lands inside that epoch however loaded the
+    # machine
+    args = [*QUIET, "trainer.max_epochs=2", "data.batch_size=8", "seed=7"]
     whole_dir, stopped_dir = tmp_path / "whole", tmp_path / "stopped"
     whole_dir.mkdir(), stopped_dir.mkdir()
-    uninterrupted = _run(args, whole_dir)
+    uninterrupted = run(args, whole_dir)
 
-    run_dir = (stopped_dir / "train" / "runs"
-               / "data.batch_size=8,logger=none,seed=7,trainer.max_epochs=6")
-    victim = _run(args, stopped_dir)
-    deadline = time.monotonic() + 600
-    while not (run_dir / "checkpoints" / "last.ckpt").exists():
-        assert victim.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.5)
+    victim = run([*args, *pause_at(epoch=1, batch=20)], stopped_dir)
+    paused = wait_for_pause(stopped_dir, victim)
+    assert paused["pid"] == victim.pid
     victim.send_signal(signal.SIGTERM)
-    assert victim.wait(timeout=120) != 0
+    assert victim.wait(timeout=GUARD_S) == 128 + signal.SIGTERM, victim.stderr.read()[-3000:]
+    run_dir = next((stopped_dir / "train" / "runs").iterdir())
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     position = next(v for k, v in checkpoint.items() if k.endswith("DataModule"))
-    assert 0 < position["batches_done"] < 160, position  # saved inside an epoch
+    assert position == {"epoch": 1, "batches_done": 21}  # saved at the next batch boundary
     assert "SIGTERMException" in (run_dir / "error.txt").read_text()
 
-    rerun = _run(args, stopped_dir)
-    assert rerun.wait(timeout=300) == 0, rerun.stderr.read()[-3000:]
-    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stderr.read()[-3000:]
+    rerun = run([*args, *pause_at(epoch=1, batch=20)], stopped_dir)
+    assert rerun.wait(timeout=GUARD_S) == 0, rerun.stderr.read()[-3000:]
+    assert uninterrupted.wait(timeout=GUARD_S) == 0, uninterrupted.stderr.read()[-3000:]
     resumed = json.loads((run_dir / "metrics.json").read_text())
     whole = json.loads(next((whole_dir / "train" / "runs").glob("*/metrics.json")).read_text())
+    assert resumed["resumed_from"] is not None
     assert resumed["test"] == whole["test"]
     assert not (run_dir / "error.txt").exists()
 
 
-def test_failing_sweep_job_is_recorded_and_others_complete(tmp_path):
+def test_failing_sweep_job_is_recorded_and_others_complete(tmp_path, run):
     # block.top_k=5000 exceeds d=256: that job fails validation, the other one completes
-    proc = _run(["-m", "debug=fdr", "block.top_k=0.5,5000"], tmp_path)
-    assert proc.wait(timeout=300) != 0
+    proc = run(["-m", "debug=fdr", "block.top_k=0.5,5000"], tmp_path)
+    assert proc.wait(timeout=GUARD_S) != 0
     sweep = tmp_path / "train" / "multirun"
     ok, failed = sweep / "block.top_k=0.5,debug=fdr", sweep / "block.top_k=5000,debug=fdr"
     assert (ok / "metrics.json").exists() and not (ok / "error.txt").exists()
