@@ -5,7 +5,8 @@ Usage::
     python -m midl.evaluate ckpt_path=<run_dir>/checkpoints/last.ckpt \\
         analysis=[flops,latency,memory,smi,calibration,tsne]
 
-    # a CIFAR-10 run evaluated on CIFAR-10-C (severity 3), stored as analysis.cifar10c_s3
+    # a CIFAR-10 run evaluated on CIFAR-10-C (severity 3), stored as analysis.cifar10c_s3;
+    # the accuracy on each corruption is under its test_parts (the one CIFAR-10-C entry point)
     python -m midl.evaluate ckpt_path=... eval_data=cifar10c +data.severity=3 \\
         eval_name=cifar10c_s3 analysis=[calibration]
 
@@ -114,7 +115,9 @@ def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any 
         data_dir: replaces ``cfg.data.data_dir`` and ``cfg.paths.data_dir`` if given.
         data_config: name of a ``configs/data/`` entry (e.g. ``cifar10c``) that replaces the
             run's data config before ``data_overrides`` are merged; its ``${paths.*}`` refer
-            to the run's paths.
+            to the run's paths, and keys it shares with the run's data config keep the run's
+            values (data root, validation slice, training subset: the normalisation
+            statistics are those of training).
 
     Raises:
         FileNotFoundError: if the checkpoint or the data config does not exist.
@@ -129,7 +132,10 @@ def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any 
             path = CONFIG_DIR / "data" / f"{data_config}.yaml"
             if not path.is_file():
                 raise FileNotFoundError(f"no data config {path}")
-            cfg.data = OmegaConf.load(path)
+            new = OmegaConf.load(path)
+            run_data = OmegaConf.to_container(cfg.data, resolve=False)
+            shared = {k: v for k, v in run_data.items() if k in new and k != "_target_"}
+            cfg.data = OmegaConf.merge(new, shared)
         if data_dir:
             cfg.paths.data_dir = str(data_dir)
             cfg.data.data_dir = str(data_dir)
@@ -373,7 +379,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "data": datamodule.summary() if hasattr(datamodule, "summary") else None,
         "metrics": _test_metrics(module, datamodule, device),
     }
-    data = collect(module, datamodule, device, tau=cfg.anr_tau)
+    # Test sets made of several parts (CIFAR-10-C: one per corruption) also report each part.
+    if callable(getattr(datamodule, "evaluate", None)):
+        result["test_parts"] = datamodule.evaluate(module.net, device=device)
+    data = collect(module, datamodule, device, tau=cfg.anr_tau) if requested else None
     model_name = run_title(run_cfg, (result.get("data") or {}).get("name"))  # MNIST, MLP + MID-L
     suffix = cfg.eval_name
     for name in requested:

@@ -1,7 +1,7 @@
 """Data modules (``configs/data/``): whole datasets in memory, batches transformed on device.
 
 CIFAR-10-C lives in :mod:`midl.data.cifar10c` (not imported here, so that
-``python -m midl.data.cifar10c`` runs cleanly).
+``python -m midl.data.cifar10c``, which pre-generates it, runs cleanly).
 """
 
 from midl.data.adult import AdultDataModule

@@ -1,25 +1,30 @@
 """CIFAR-10-C (Hendrycks & Dietterich 2019, "Benchmarking Neural Network Robustness to Common
-Corruptions and Perturbations", ICLR): evaluation of CIFAR-10 models on 15 corruptions.
+Corruptions and Perturbations", ICLR): CIFAR-10 test images under 15 corruptions.
 
 Released layout (used when present): ``<data_dir>/CIFAR-10-C/<corruption>.npy``, uint8
 (50000, 32, 32, 3) = severities 1..5 x the 10,000 CIFAR-10 test images in order, and
 ``labels.npy`` (50000,). Otherwise the corrupted test set is generated from the CIFAR-10 test
-split with :mod:`midl.data.corruptions` (the released CIFAR severity parameters; see that
-module for where it differs from the released generator) and cached in the same layout under
+split with :mod:`midl.data.corruptions` (the released generator's arithmetic; see that module
+for what matches the release pixel for pixel) and cached in the same layout under
 ``<cache_dir>/CIFAR-10-C-generated/<key>/`` with a ``manifest.json`` saying the files are
-generated, not the released ones, and with which seed. Only the severities asked for are
-generated; the manifest lists them (other blocks of the ``.npy`` files are zeros until then).
+generated, not the released ones, with which seed and generator version. Only the severities
+asked for are generated; the manifest lists them (other blocks of the ``.npy`` files are zeros
+until then). ``frost`` needs the release's frost photographs in ``<data_dir>/frost/`` (with
+``download=True`` they are fetched; see
+:func:`midl.data.corruptions.find_frost_photographs`).
 
-Command line (see :func:`main`)::
+Usage::
 
     # train on clean CIFAR-10; the test split is the 15 corruptions pooled at severity 3, so
-    # test/acc is the mean accuracy over the corruptions (each has 10,000 images)
+    # test/acc is the mean accuracy over the corruptions (each has 10,000 images);
+    # metrics.json lists each under test_parts
     python -m midl.train data=cifar10c model=cnn
-    # per-corruption accuracies of a finished run (any CIFAR-10 run), written to
-    # <run>/cifar10c_severity3.json
-    python -m midl.data.cifar10c <run output dir> --severity 3
-    # generate (and cache) the corrupted test set ahead of time
-    python -m midl.data.cifar10c --generate --severity 1 2 3 4 5
+    # a finished CIFAR-10 run on CIFAR-10-C (per-corruption accuracies under test_parts of
+    # metrics.json's analysis.cifar10c_s3): the one evaluation entry point
+    python -m midl.evaluate ckpt_path=<run>/checkpoints/last.ckpt eval_data=cifar10c \
+        +data.severity=3 eval_name=cifar10c_s3 analysis=[]
+    # generate (and cache) the corrupted test set ahead of time (data only, no model)
+    python -m midl.data.cifar10c --severity 1 2 3 4 5
 """
 
 from __future__ import annotations
@@ -36,16 +41,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from midl.data.base import Splits
+from midl.data.base import Splits, default_data_dir
 from midl.data.cifar import CIFAR10DataModule
-from midl.data.corruptions import CORRUPTIONS, check_severity, corrupt
+from midl.data.corruptions import (
+    CORRUPTIONS,
+    GENERATOR_VERSION,
+    check_severity,
+    corrupt,
+    find_frost_photographs,
+    frost_digests,
+)
 from midl.data.formats import md5sum, read_cifar_batch
 from midl.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
 N_TEST = 10000
-GENERATOR_VERSION = 1  # bump when midl.data.corruptions changes its output
 
 
 def read_released(folder: Path, name: str, severity: int, n: int | None = None
@@ -96,23 +107,33 @@ def _block_md5(images: np.ndarray) -> str:
 class CorruptionCache:
     """Generated CIFAR-10-C in the released layout, filled one (corruption, severity) block at
     a time: ``<root>/<corruption>.npy`` (5 n, 32, 32, 3) uint8, ``labels.npy`` and
-    ``manifest.json`` (``generated: true``, the seed, the source, the blocks done).
+    ``manifest.json`` (``generated: true``, the seed, the source, the generator version, the
+    blocks done, and for ``frost`` the MD5s of the photographs used).
 
     Each block is written into a memory-mapped file that is first created whole (zeros) through
     a temporary file and ``os.replace``; the manifest, with each block's MD5, is rewritten
     atomically after a block is flushed. A block is used only if its MD5 matches the manifest,
-    so an interrupted generation or a damaged file is regenerated, never used.
+    so an interrupted generation or a damaged file is regenerated, never used. A manifest
+    written by another :data:`~midl.data.corruptions.GENERATOR_VERSION` is discarded (all its
+    blocks are regenerated), and so is a ``frost`` block made from other photographs.
 
     Args:
         root: the folder (created).
         clean: uint8 (n, 32, 32, 3) clean test images; labels: (n,) int64.
         seed: corruption seed; source: a string identifying the clean images.
+        frost_dir: folder of the frost photographs (default ``<data root>/frost``).
+        download: fetch missing frost photographs
+            (:func:`~midl.data.corruptions.find_frost_photographs`).
     """
 
     def __init__(self, root: Path, clean: np.ndarray, labels: np.ndarray, seed: int,
-                 source: str) -> None:
+                 source: str, frost_dir: str | Path | None = None,
+                 download: bool = False) -> None:
         self.root, self.clean, self.labels = Path(root), clean, labels
         self.seed, self.source, self.n = seed, source, len(clean)
+        self.frost_dir = Path(frost_dir) if frost_dir is not None else \
+            Path(default_data_dir()) / "frost"
+        self.download = download
 
     @property
     def manifest_path(self) -> Path:
@@ -121,14 +142,20 @@ class CorruptionCache:
     def manifest(self) -> dict:
         if self.manifest_path.exists():
             try:
-                return json.loads(self.manifest_path.read_text())
+                manifest = json.loads(self.manifest_path.read_text())
             except json.JSONDecodeError:
                 log.warning("rewriting unreadable %s", self.manifest_path)
+            else:
+                if manifest.get("generator_version") == GENERATOR_VERSION:
+                    return manifest
+                log.warning("%s was written by generator version %s, not %s: its blocks are "
+                            "stale and will be regenerated", self.manifest_path,
+                            manifest.get("generator_version"), GENERATOR_VERSION)
         return {"generated": True,
                 "note": "Generated by midl.data.corruptions from the CIFAR-10 test split with "
-                        "the CIFAR-10-C severity parameters of make_cifar_c.py; NOT the "
-                        "released CIFAR-10-C files (frost uses a procedural texture, motion "
-                        "blur a NumPy rebuild of ImageMagick's kernel; see that module).",
+                        "the arithmetic and CIFAR severity parameters of make_cifar_c.py "
+                        "(frost from the release's photographs); NOT the released CIFAR-10-C "
+                        "files: same distribution, other random draws (see that module).",
                 "reference": "Hendrycks & Dietterich 2019, ICLR",
                 "seed": self.seed, "source": self.source,
                 "generator_version": GENERATOR_VERSION, "layout": "5 severities x n images",
@@ -148,23 +175,37 @@ class CorruptionCache:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def _inputs(self, name: str) -> tuple[Path | None, dict | None]:
+        """The frost photographs' folder and a record of them (None for other corruptions);
+        raises FileNotFoundError naming the folder if they are missing."""
+        if name != "frost":
+            return None, None
+        folder = find_frost_photographs(self.frost_dir, self.download)
+        return folder, {"frost_md5": frost_digests(folder)}
+
     def get(self, name: str, severity: int) -> np.ndarray:
         """uint8 (n, 32, 32, 3) corrupted images, generated and cached on first use."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{name}.npy"
         block = slice((severity - 1) * self.n, severity * self.n)
+        frost_dir, inputs = self._inputs(name)
         manifest = self.manifest()
         if severity in manifest["done"].get(name, []) and path.exists():
             images = np.array(np.load(path, mmap_mode="r")[block])
             expected = manifest.get("md5", {}).get(f"{name}:{severity}")
-            if expected is not None and _block_md5(images) == expected:
+            made_from = manifest.get("inputs", {}).get(f"{name}:{severity}")
+            if expected is not None and _block_md5(images) == expected and made_from == inputs:
                 return images
-            # a lost (all zeros), damaged or unchecked block is generated again, never used
-            log.warning("cached CIFAR-10-C %s severity %d in %s fails its checksum; "
-                        "regenerating it", name, severity, path)
+            if made_from != inputs:
+                log.warning("cached CIFAR-10-C %s severity %d in %s was made from other inputs "
+                            "(%s, now %s); regenerating it", name, severity, path, made_from,
+                            inputs)
+            else:  # a lost (all zeros), damaged or unchecked block: generated again, never used
+                log.warning("cached CIFAR-10-C %s severity %d in %s fails its checksum; "
+                            "regenerating it", name, severity, path)
         log.info("generating CIFAR-10-C %s severity %d (seed %d) into %s", name, severity,
                  self.seed, path)
-        images = corrupt(self.clean, name, severity, seed=self.seed)
+        images = corrupt(self.clean, name, severity, seed=self.seed, frost_dir=frost_dir)
         self._ensure_file(path, (5 * self.n, *self.clean.shape[1:]), np.uint8)
         labels_path = self.root / "labels.npy"
         if not labels_path.exists():
@@ -180,6 +221,8 @@ class CorruptionCache:
         manifest = self.manifest()  # re-read: another corruption may have been added
         manifest["done"][name] = sorted(set(manifest["done"].get(name, [])) | {severity})
         manifest.setdefault("md5", {})[f"{name}:{severity}"] = _block_md5(images)
+        if inputs is not None:
+            manifest.setdefault("inputs", {})[f"{name}:{severity}"] = inputs
         atomic_write_json(self.manifest_path, manifest)
         return images
 
@@ -195,7 +238,8 @@ class CIFAR10CDataModule(CIFAR10DataModule):
 
     Released files under ``<data_dir>/CIFAR-10-C/`` are used when all requested ones exist;
     otherwise the images are generated from the CIFAR-10 test split (see
-    :class:`CorruptionCache`), which needs the CIFAR-10 files.
+    :class:`CorruptionCache`), which needs the CIFAR-10 files, and for ``frost`` the frost
+    photographs in ``<data_dir>/frost/`` (fetched with ``download=True``).
 
     Args:
         corruptions: names to test on (default: all 15 of
@@ -207,7 +251,7 @@ class CIFAR10CDataModule(CIFAR10DataModule):
     Raises:
         ValueError: unknown corruption names or severity outside 1..5 (naming the key),
             corrupt released files (naming the file).
-        FileNotFoundError: CIFAR-10 files missing (naming the folder).
+        FileNotFoundError: CIFAR-10 files or frost photographs missing (naming the folder).
     """
 
     name = "CIFAR-10-C"
@@ -251,7 +295,8 @@ class CIFAR10CDataModule(CIFAR10DataModule):
                              ).hexdigest()[:12]
         root = self.cache_dir / "CIFAR-10-C-generated" / f"seed{self.corruption_seed}-{key}"
         cache = CorruptionCache(root, clean_hwc, clean_labels, self.corruption_seed,
-                                source=f"CIFAR-10 test_batch md5 {test_md5}")
+                                source=f"CIFAR-10 test_batch md5 {test_md5}",
+                                frost_dir=self.data_dir / "frost", download=self.download)
         self.source = f"generated (seed {self.corruption_seed}) in {root}"
         log.info("released CIFAR-10-C not found in %s; using generated corruptions in %s",
                  self.released_dir, root)
@@ -306,105 +351,41 @@ class CIFAR10CDataModule(CIFAR10DataModule):
         return out
 
 
-def evaluate_run(run_dir: str | Path, severity: int = 3, corruptions: Sequence[str] | None = None,
-                 checkpoint: str | None = None, device: str = "cpu",
-                 cache_dir: str | None = None) -> dict[str, object]:
-    """Evaluate a finished CIFAR-10 run (``python -m midl.train``) on CIFAR-10-C.
-
-    Rebuilds the run's model and data from ``<run_dir>/.hydra/config.yaml`` (the data module
-    becomes :class:`CIFAR10CDataModule` with the run's CIFAR-10 settings, so normalisation
-    statistics are those of training), loads the checkpoint that was tested (from
-    ``metrics.json``; else ``checkpoints/last.ckpt``) and writes
-    ``<run_dir>/cifar10c_severity<s>.json`` atomically.
-
-    Returns:
-        The written record: per-corruption accuracies, ``mean``, severity, checkpoint, source.
-
-    Raises:
-        FileNotFoundError: no config or checkpoint in ``run_dir``.
-        ValueError: the run was not trained on CIFAR-10.
-    """
-    from omegaconf import OmegaConf, open_dict
-
-    from midl.train import build
-
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / ".hydra" / "config.yaml"
-    if not cfg_path.exists():
-        raise FileNotFoundError(f"{cfg_path} not found: pass the output folder of a finished "
-                                "python -m midl.train run")
-    cfg = OmegaConf.load(cfg_path)
-    target = cfg.data.get("_target_", "")
-    if not target.endswith(("CIFAR10DataModule", "CIFAR10CDataModule")):
-        raise ValueError(f"{run_dir} was trained on {target}, not CIFAR-10")
-    with open_dict(cfg):
-        cfg.data._target_ = "midl.data.cifar10c.CIFAR10CDataModule"
-        cfg.data.severity = severity
-        cfg.data.corruptions = list(corruptions) if corruptions else list(CORRUPTIONS)
-        cfg.data.setdefault("corruption_seed", 0)
-        if cache_dir is not None:
-            cfg.data.cache_dir = cache_dir
-    ckpt = checkpoint
-    metrics_path = run_dir / "metrics.json"
-    if ckpt is None and metrics_path.exists():
-        tested = json.loads(metrics_path.read_text()).get("tested_checkpoint")
-        if tested and tested != "final weights" and Path(tested).exists():
-            ckpt = tested
-    if ckpt is None:
-        candidates = sorted((run_dir / "checkpoints").glob("*.ckpt"))
-        last = run_dir / "checkpoints" / "last.ckpt"
-        ckpt = str(last if last.exists() else candidates[-1]) if candidates else None
-    if ckpt is None:
-        raise FileNotFoundError(f"no checkpoint in {run_dir / 'checkpoints'}")
-    datamodule, module = build(cfg)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    module.load_state_dict(state["state_dict"])
-    result = datamodule.evaluate(module, device=device)
-    record = {"severity": severity, "accuracy": result, "checkpoint": str(ckpt),
-              "corruption_source": datamodule.source}
-    atomic_write_json(run_dir / f"cifar10c_severity{severity}.json", record)
-    return record
-
-
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command line: evaluate a run on CIFAR-10-C, or pre-generate the corrupted test set."""
+    """Command line: generate and cache the corrupted test set (data only; models are
+    evaluated with ``python -m midl.evaluate ... eval_data=cifar10c``)."""
     parser = argparse.ArgumentParser(prog="python -m midl.data.cifar10c",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", nargs="?", help="output folder of a CIFAR-10 training run")
+                                     description="Generate and cache CIFAR-10-C from the "
+                                                 "CIFAR-10 test split.")
+    parser.add_argument("run_dir", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--severity", type=int, nargs="+", default=[3])
     parser.add_argument("--corruptions", nargs="+", default=None, choices=CORRUPTIONS)
-    parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--generate", action="store_true",
-                        help="only generate and cache the corrupted test set")
     parser.add_argument("--data-dir", default=None, help="data root (default $MIDL_DATA_DIR)")
     parser.add_argument("--cache-dir", default=None,
                         help="cache (default $MIDL_CACHE_DIR or ./.cache/midl)")
-    parser.add_argument("--seed", type=int, default=0, help="corruption seed (generation)")
+    parser.add_argument("--seed", type=int, default=0, help="corruption seed")
+    parser.add_argument("--download", action="store_true",
+                        help="fetch missing CIFAR-10 files and frost photographs")
     args = parser.parse_args(argv)
+    if args.run_dir is not None:
+        parser.error("this command only generates data; evaluate a run with python -m "
+                     "midl.evaluate ckpt_path=<run>/checkpoints/last.ckpt eval_data=cifar10c "
+                     "+data.severity=3 eval_name=cifar10c_s3 analysis=[]")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cache_dir = args.cache_dir or os.environ.get("MIDL_CACHE_DIR", "./.cache/midl")
-    if args.generate:
-        clean_x, clean_y = None, None
-        for severity in args.severity:
-            dm = CIFAR10CDataModule(data_dir=args.data_dir, cache_dir=cache_dir,
-                                    corruptions=args.corruptions, severity=severity,
-                                    corruption_seed=args.seed)
-            if clean_x is None:
-                clean_x, clean_y = read_cifar_batch(dm.data_dir / dm.folder / "test_batch")
-                clean_x = np.ascontiguousarray(clean_x.transpose(0, 2, 3, 1))
-            dm.corrupted(clean_x, clean_y)
-            print(f"severity {severity}: {dm.source}")
-        return
-    if args.run_dir is None:
-        parser.error("give a run folder, or --generate")
+    clean_x, clean_y = None, None
     for severity in args.severity:
-        record = evaluate_run(args.run_dir, severity, args.corruptions, args.checkpoint,
-                              args.device, args.cache_dir)
-        print(json.dumps(record, indent=2))
+        dm = CIFAR10CDataModule(data_dir=args.data_dir, cache_dir=cache_dir,
+                                corruptions=args.corruptions, severity=severity,
+                                corruption_seed=args.seed, download=args.download)
+        if clean_x is None:
+            clean_x, clean_y = read_cifar_batch(dm.data_dir / dm.folder / "test_batch")
+            clean_x = np.ascontiguousarray(clean_x.transpose(0, 2, 3, 1))
+        dm.corrupted(clean_x, clean_y)
+        print(f"severity {severity}: {dm.source}")
 
 
-__all__ = ["CIFAR10CDataModule", "CorruptionCache", "evaluate_run", "main", "read_released"]
+__all__ = ["CIFAR10CDataModule", "CorruptionCache", "main", "read_released"]
 
 if __name__ == "__main__":
     main()

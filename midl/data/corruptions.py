@@ -3,31 +3,57 @@ Robustness to Common Corruptions and Perturbations", ICLR), vectorised over batc
 
 Severity parameters are the CIFAR-specific values of the released generator
 (``hendrycks/robustness``, ``ImageNet-C/create_c/make_cifar_c.py``). This is an independent
-re-implementation with NumPy, SciPy, PyTorch, Matplotlib and Pillow; it follows the released
-arithmetic (including the final truncating ``np.uint8`` cast) except where stated:
+re-implementation with NumPy, SciPy, PyTorch, Matplotlib and Pillow of the arithmetic that made
+the released files, including the final truncating ``np.uint8`` cast. Compared with that
+generator run on current libraries (scikit-image 0.26, OpenCV 5.0, ImageMagick 6.9 Q16 through
+Wand) and fed the same random draws:
 
+* equal pixel for pixel: ``gaussian_noise``, ``shot_noise``, ``impulse_noise``,
+  ``defocus_blur``, ``glass_blur``, ``motion_blur``, ``zoom_blur``, ``frost``, ``fog``,
+  ``brightness``, ``contrast``, ``elastic_transform``, ``pixelate``, ``jpeg_compression``;
+  ``glass_blur``, ``motion_blur`` and ``frost`` checked on 200 CIFAR-10 test images at all
+  five severities;
+* within one grey level: ``snow`` (equal at severities 1-4; at severity 5 about 0.01% of the
+  pixels are one level apart);
 * every corruption draws from a seeded ``numpy.random.Generator`` (the release uses the
-  unseeded global NumPy state), so images are deterministic for a seed but are not the
-  released images;
+  unseeded global NumPy state, one draw at a time), so images are deterministic for a seed and
+  follow the released distribution, but they are not the released images themselves.
+
+Where the arithmetic is rebuilt rather than called:
+
+* ``glass_blur`` reproduces what the release *does*, not what its comment says: its "swap"
+  ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` acts on NumPy views, so the right-hand side's
+  second item already sees the new ``x[h, w]``; it copies pixel ``(h', w')`` into ``(h, w)``
+  and leaves ``(h', w')`` unchanged (the behaviour of numpy issue 14428). The released data
+  was made that way, so pixels here are copied, not swapped.
+* ``frost`` blends a random 32x32 crop of one of the release's frost photographs
+  (``frost1.png`` ... ``frost5.jpg``: the CIFAR generator draws ``randint(5)``, so
+  ``frost6.jpg`` is never used), read as RGB (alpha dropped, as OpenCV's ``imread`` does),
+  shrunk by 0.2 with OpenCV's bilinear rule (half-pixel centres; at that factor each output
+  pixel is exactly source pixel ``(5 i + 2, 5 j + 2)``), blended as
+  ``clip(c0 * x + c1 * crop, 0, 255)`` with the released ``(c0, c1)``. The photographs are
+  read from ``<data root>/frost/`` (:func:`find_frost_photographs`; with ``download=True``
+  from the ``imagecorruptions`` package if installed, else fetched from the repository and
+  checked by MD5); without them ``frost`` fails with an error naming the folder.
 * ``motion_blur`` and ``snow`` (whose snow layer is motion-blurred) use ImageMagick's
   ``MotionBlurImage`` through Wand in the release; here the same kernel is rebuilt in NumPy: a
   one-sided Gaussian of ``2*ceil(radius)+1`` taps (weights ``exp(-i^2 / (2 sigma^2))``,
-  normalised) along the angle, offsets rounded to whole pixels, edge pixels repeated. No PNG
-  round trip or 16-bit quantum arithmetic, so values can differ by a grey level;
-* ``frost`` blends the image with crops of six frost *photographs* in the release; those
-  files are not available here, so a procedural frost texture is used instead (see
-  :func:`frost_texture`): the blend weights are the released ones, but the texture's
-  statistics are not those of the photographs, so frost accuracies are not comparable with
-  published CIFAR-10-C frost numbers;
+  normalised) along the angle, offsets rounded to whole pixels, edge pixels repeated; the
+  result is stored as ImageMagick Q16 does it (``q = round(257 v)``, written to the 8-bit PNG
+  as ``q // 257``, which truncates). Equal to ImageMagick 6.9 Q16 on CIFAR test images.
 * ``defocus_blur`` (OpenCV ``filter2D``/``GaussianBlur``), ``glass_blur``, ``gaussian`` steps
   (scikit-image) and ``elastic_transform`` (OpenCV ``warpAffine`` + SciPy
-  ``map_coordinates``) are re-implemented with the same kernels and border modes (OpenCV's
-  ``BORDER_REFLECT_101`` as reflect-without-edge, scikit-image's ``nearest``), but with float
-  bilinear interpolation (OpenCV uses fixed point), so values can differ by a grey level;
+  ``map_coordinates``) use the same kernels and border modes (OpenCV's
+  ``BORDER_REFLECT_101`` as reflect-without-edge, scikit-image's ``nearest``), with float
+  bilinear interpolation where OpenCV uses fixed point (the comparison found no pixel apart);
 * ``brightness`` uses Matplotlib's RGB<->HSV conversion instead of scikit-image's (same
   formulas);
-* the release converts each clean image with ``ToTensor()`` + ``ToPILImage()``, which can
-  lower a pixel by one grey level through float rounding; here the clean uint8 pixels are used.
+* the release converts each clean image with ``ToTensor()`` + ``ToPILImage()`` first; with
+  current torch/torchvision all 256 grey levels survive that round trip unchanged, so the clean
+  uint8 pixels are used directly.
+
+:data:`GENERATOR_VERSION` changes whenever the output of this module changes, so caches of
+generated images made by an older version are never reused.
 
 All functions take and return uint8 arrays of shape (B, 32, 32, 3) (HWC, the released ``.npy``
 layout); images of other square sizes work for the size-independent corruptions.
@@ -35,13 +61,28 @@ layout); images of other square sizes work for the size-independent corruptions.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
 import io
-from collections.abc import Callable
+import logging
+import os
+import tempfile
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from scipy.ndimage import gaussian_filter
+
+log = logging.getLogger(__name__)
+
+# Bump whenever the output of any corruption changes (caches of generated images key on it).
+# 1: procedural frost texture, glass blur swapping pixels, motion blur rounding.
+# 2: the release's frost photographs, glass blur copying pixels, ImageMagick's Q16 truncation.
+GENERATOR_VERSION = 2
 
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
                "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
@@ -221,22 +262,183 @@ def _sample_bilinear(img: np.ndarray, rows: np.ndarray, cols: np.ndarray,
     return top * (1 - fr) + bottom * fr
 
 
-def frost_texture(batch: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Procedural stand-in for the release's frost photographs, (B, size, size, 3) in [0, 255].
+# -- the frost photographs ----------------------------------------------------------------
+# The six photographs of the release (hendrycks/robustness, ImageNet-C/create_c/, Apache-2.0;
+# the same files ship in the imagecorruptions package). The CIFAR generator draws randint(5):
+# frost1..frost5; frost6 is listed for completeness and never used.
+FROST_FILES = ("frost1.png", "frost2.png", "frost3.png", "frost4.jpg", "frost5.jpg", "frost6.jpg")
+FROST_USED = FROST_FILES[:5]
+FROST_MD5 = {
+    "frost1.png": "6ead634ace1f366d77e87078b465863c",
+    "frost2.png": "98f0d2b1d74a048d3bc9c7ecfd886939",
+    "frost3.png": "b3ed8eb147824261888e730f916c0d8b",
+    "frost4.jpg": "d70b9d6aa0b1fe7bd8133b113787e078",
+    "frost5.jpg": "50984ae2c871b7df2c28f1d71ca460a0",
+    "frost6.jpg": "bd01b8fc7c34a4ff3265c6fb476cff7b",
+}
+FROST_URL = ("https://raw.githubusercontent.com/hendrycks/robustness/master/ImageNet-C/"
+             "create_c/{name}")
+FROST_SCALE = 0.2  # the release shrinks each photograph by 0.2 before cropping
 
-    Ice needles: sparse bright seeds (density 6%) smeared by motion blur in three random
-    directions per image and amplified; over a low-frequency plasma haze (weight 0.35); tinted
-    pale blue (RGB gains 0.85, 0.93, 1.0). Mean grey level about 90-110. Not the photographs.
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _packaged_frost_dir() -> Path | None:
+    """The ``frost/`` folder of the installed ``imagecorruptions`` package (located, not
+    imported), if it holds the photographs the generator uses; else None."""
+    try:
+        spec = importlib.util.find_spec("imagecorruptions")
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        folder = Path(location) / "frost"
+        if all((folder / name).is_file() for name in FROST_USED):
+            return folder
+    return None
+
+
+def _download_frost(folder: Path, names: Sequence[str], url: str = FROST_URL,
+                    timeout: float = 60) -> None:
+    """Fetch ``names`` into ``folder``, each checked against :data:`FROST_MD5` and written
+    atomically (a failed or mismatching download leaves nothing behind)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create {folder} for the frost photographs ({err}); copy them "
+                      "there by hand or use a writable data root") from err
+    for name in names:
+        source = url.format(name=name)
+        try:
+            with urllib.request.urlopen(source, timeout=timeout) as response:  # noqa: S310
+                data = response.read()
+        except OSError as err:
+            raise RuntimeError(f"could not fetch {source} ({err}); put {', '.join(FROST_USED)} "
+                               f"into {folder} by hand (or pip install imagecorruptions, whose "
+                               "frost/ folder holds the same files)") from err
+        got = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if got != FROST_MD5[name]:
+            raise RuntimeError(f"{source}: MD5 {got} is not the released {FROST_MD5[name]}; "
+                               "not saved")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, folder / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        log.info("fetched %s into %s", source, folder)
+
+
+def find_frost_photographs(folder: str | os.PathLike, download: bool = False) -> Path:
+    """The folder holding the frost photographs the generator uses (``frost1.png`` ...
+    ``frost5.jpg``).
+
+    Args:
+        folder: where they are expected: ``<data root>/frost/``.
+        download: if files are missing there, use the installed ``imagecorruptions``
+            package's copies, else fetch them from the repository into ``folder`` (each
+            checked by MD5).
+
+    Returns:
+        ``folder``, or the package's ``frost/`` folder.
+
+    Raises:
+        FileNotFoundError: files missing and ``download`` false (the message names the folder,
+            the files and how to get them).
+        RuntimeError / OSError: a download failed.
     """
-    seeds = (rng.random((batch, size, size)) < 0.06).astype(np.float64)
-    needles = np.zeros_like(seeds)
-    for _ in range(3):
-        needles += motion_blur_batch(seeds, 4, 2.0, rng.uniform(0, 360, batch))
-    needles = np.clip(needles * 2.5, 0, 1)
-    haze = plasma_fractal(batch, rng, mapsize=size, wibbledecay=2)
-    base = np.clip(0.35 * haze + 0.65 * needles, 0, 1)
-    tint = np.array([0.85, 0.93, 1.0])
-    return base[..., None] * tint * 255
+    folder = Path(folder)
+    missing = [name for name in FROST_USED if not (folder / name).is_file()]
+    if not missing:
+        return folder
+    if download:
+        packaged = _packaged_frost_dir()
+        if packaged is not None:
+            log.info("frost photographs from the imagecorruptions package: %s", packaged)
+            return packaged
+        _download_frost(folder, missing)
+        return folder
+    raise FileNotFoundError(
+        f"the frost corruption needs the frost photographs of the released CIFAR-10-C "
+        f"generator in {folder} (missing: {', '.join(missing)}). They are "
+        f"{', '.join(FROST_USED)} from hendrycks/robustness, ImageNet-C/create_c/ (Apache-2.0), "
+        "also shipped in the imagecorruptions package's frost/ folder. Copy them there, pass "
+        "data.download=true to fetch them, or point the data root (MIDL_DATA_DIR or "
+        "paths.data_dir) at a folder whose frost/ has them.")
+
+
+def frost_digests(folder: str | os.PathLike) -> dict[str, str]:
+    """MD5 of each photograph the generator uses in ``folder``; warns if one is not the
+    released file (e.g. a test fixture)."""
+    folder = Path(folder)
+    digests = {name: _md5(folder / name) for name in FROST_USED}
+    differing = [name for name, md5 in digests.items() if md5 != FROST_MD5[name]]
+    if differing:
+        log.warning("frost photographs in %s are not the released files (MD5 differs: %s); "
+                    "frost images will not be CIFAR-10-C's", folder, ", ".join(differing))
+    return digests
+
+
+def _resize_linear(img: np.ndarray, factor: float) -> np.ndarray:
+    """OpenCV ``resize(img, (0, 0), fx=factor, fy=factor)`` (``INTER_LINEAR``) of a uint8
+    (H, W, C) image: output size ``round(n * factor)``, output index ``i`` samples source
+    coordinate ``(i + 0.5) / factor - 0.5`` (half-pixel centres) bilinearly, clamped at the
+    borders, rounded to uint8. At the release's 0.2 every coordinate is a whole number
+    (``5 i + 2``), so the result is exactly a subsampling of the photograph."""
+    scale = 1.0 / factor
+
+    def axis(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        m = int(np.rint(n * factor))
+        pos = ((np.arange(m) + 0.5) * scale - 0.5).astype(np.float32).astype(np.float64)
+        lo = np.floor(pos)
+        frac = pos - lo
+        lo = lo.astype(np.int64)
+        frac = np.where((lo < 0) | (lo >= n - 1), 0.0, frac)
+        lo = np.clip(lo, 0, n - 1)
+        return lo, np.minimum(lo + 1, n - 1), frac
+
+    r0, r1, fr = axis(img.shape[0])
+    c0, c1, fc = axis(img.shape[1])
+    x = img.astype(np.float64)
+    rows = x[r0] * (1 - fr)[:, None, None] + x[r1] * fr[:, None, None]
+    out = rows[:, c0] * (1 - fc)[None, :, None] + rows[:, c1] * fc[None, :, None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_frost(folder: str, stamp: tuple) -> tuple[np.ndarray, ...]:
+    textures = []
+    for name in FROST_USED:
+        with Image.open(Path(folder) / name) as im:
+            rgb = np.asarray(im.convert("RGB"))  # alpha dropped, not composited (imread)
+        textures.append(_resize_linear(rgb, FROST_SCALE))
+    return tuple(textures)
+
+
+def load_frost_textures(folder: str | os.PathLike, size: int = 32) -> tuple[np.ndarray, ...]:
+    """The photographs the generator uses, RGB uint8, each shrunk by :data:`FROST_SCALE`.
+
+    Raises:
+        FileNotFoundError: a file is missing (see :func:`find_frost_photographs`).
+        ValueError: a shrunk photograph is not larger than ``size`` in both directions (no
+            ``size`` x ``size`` crop fits), naming the file.
+    """
+    folder = find_frost_photographs(Path(folder).resolve())  # raises if a file is missing
+    paths = [folder / name for name in FROST_USED]
+    stamp = tuple((p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
+    textures = _load_frost(str(folder), stamp)
+    for name, tex in zip(FROST_USED, textures, strict=True):
+        if tex.shape[0] <= size or tex.shape[1] <= size:
+            raise ValueError(f"{folder / name}: {tex.shape[1]}x{tex.shape[0]} after shrinking "
+                             f"by {FROST_SCALE}; a {size}x{size} crop needs more")
+    return textures
 
 
 # -- the 15 corruptions: float (B, H, W, 3) in [0, 255] -> float in [0, 255] -------------
@@ -275,15 +477,22 @@ def glass_blur(x, c, rng):
                 # the release draws randint(-delta, delta): offsets in [-delta, delta - 1]
                 d = rng.integers(-delta, delta, size=(b, 2))
                 rp, cp = r + d[:, 1], col + d[:, 0]
-                here = x[bi, r, col].copy()
+                # the release's "swap" on NumPy views copies (h', w') into (h, w) and leaves
+                # (h', w') as it was (see the module docstring); so does this
                 x[bi, r, col] = x[bi, rp, cp]
-                x[bi, rp, cp] = here
     return np.clip(_gaussian_hw(x / 255.0, sigma), 0, 1) * 255
+
+
+def _magick_q16_to_uint8(v: np.ndarray) -> np.ndarray:
+    """ImageMagick Q16 stores a result as the 16-bit ``q = round(257 v)`` and its 8-bit PNG
+    writer keeps ``q // 257``: a truncation (one grey level below rounding on about half of
+    the pixels)."""
+    return np.round(257.0 * v) // 257
 
 
 def motion_blur(x, c, rng):
     angles = rng.uniform(-45, 45, len(x))
-    return np.clip(np.round(motion_blur_batch(x, c[0], c[1], angles)), 0, 255)
+    return np.clip(_magick_q16_to_uint8(motion_blur_batch(x, c[0], c[1], angles)), 0, 255)
 
 
 def zoom_blur(x, c, rng):
@@ -301,15 +510,28 @@ def snow(x, c, rng):
     layer = clipped_zoom(layer, c[2])
     layer[layer < c[3]] = 0
     layer = (np.clip(layer, 0, 1) * 255).astype(np.uint8).astype(np.float64)
-    layer = np.round(motion_blur_batch(layer, c[4], c[5], rng.uniform(-135, -45, b))) / 255.0
+    layer = _magick_q16_to_uint8(motion_blur_batch(layer, c[4], c[5],
+                                                   rng.uniform(-135, -45, b))) / 255.0
     layer = layer[..., None]
     grey = (0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2])[..., None]
     x = c[6] * x + (1 - c[6]) * np.maximum(x, grey * 1.5 + 0.5)
     return np.clip(x + layer + np.rot90(layer, k=2, axes=(1, 2)), 0, 1) * 255
 
 
-def frost(x, c, rng):
-    return np.clip(c[0] * x + c[1] * frost_texture(len(x), x.shape[1], rng), 0, 255)
+def frost(x, c, rng, textures: Sequence[np.ndarray] | None = None):
+    # textures: the photographs frost1..frost5 (load_frost_textures); corrupt() passes them
+    if textures is None:
+        raise ValueError("frost needs the frost photographs: call corrupt(..., frost_dir=...) "
+                         "or pass textures=load_frost_textures(folder)")
+    b, h, w = x.shape[:3]
+    idx = rng.integers(len(textures), size=b)  # the release: randint(5), frost1..frost5
+    heights = np.array([t.shape[0] for t in textures])[idx]
+    widths = np.array([t.shape[1] for t in textures])[idx]
+    top = rng.integers(0, heights - h)  # the release: randint(0, H - 32), randint(0, W - 32)
+    left = rng.integers(0, widths - w)
+    crops = np.stack([textures[i][t:t + h, s:s + w]
+                      for i, t, s in zip(idx, top, left, strict=True)])
+    return np.clip(c[0] * x + c[1] * crops, 0, 255)
 
 
 def fog(x, c, rng):
@@ -390,7 +612,8 @@ def check_severity(severity: object, key: str = "data.severity") -> int:
 
 
 def corrupt(images: np.ndarray, name: str, severity: int = 3, seed: int = 0,
-            chunk: int = 1000) -> np.ndarray:
+            chunk: int = 1000, frost_dir: str | os.PathLike | None = None,
+            download: bool = False) -> np.ndarray:
     """Apply one CIFAR-10-C corruption to a batch of images.
 
     Args:
@@ -401,6 +624,9 @@ def corrupt(images: np.ndarray, name: str, severity: int = 3, seed: int = 0,
             severity])``, consumed in chunks of ``chunk`` images, so the result is
             deterministic for (images, name, severity, seed, chunk).
         chunk: images per vectorised step (memory bound).
+        frost_dir: folder of the frost photographs (``frost`` only; default
+            ``<data root>/frost`` with the data root of :func:`midl.data.base.default_data_dir`).
+        download: ``frost`` only: fetch missing photographs (:func:`find_frost_photographs`).
 
     Returns:
         uint8 (N, H, W, 3) corrupted images (float results truncated as ``np.uint8`` does in
@@ -409,6 +635,7 @@ def corrupt(images: np.ndarray, name: str, severity: int = 3, seed: int = 0,
     Raises:
         ValueError: for an unknown name, a severity outside 1..5 or images that are not
             uint8 (N, H, W, 3).
+        FileNotFoundError: ``frost`` without its photographs (the message names the folder).
     """
     if name not in FUNCTIONS:
         raise ValueError(f"unknown corruption {name!r}: choose from {', '.join(CORRUPTIONS)}")
@@ -419,6 +646,14 @@ def corrupt(images: np.ndarray, name: str, severity: int = 3, seed: int = 0,
                          f"{images.shape}")
     rng = np.random.default_rng([seed, CORRUPTIONS.index(name), severity])
     fn, param = FUNCTIONS[name], PARAMS[name][severity - 1]
+    if name == "frost":
+        if frost_dir is None:
+            from midl.data.base import default_data_dir
+
+            frost_dir = Path(default_data_dir()) / "frost"
+        textures = load_frost_textures(find_frost_photographs(frost_dir, download),
+                                       size=images.shape[1])
+        fn = functools.partial(frost, textures=textures)
     out = np.empty_like(images)
     for start in range(0, len(images), chunk):
         x = images[start:start + chunk].astype(np.float64)

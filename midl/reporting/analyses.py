@@ -13,8 +13,8 @@ What runs (the table's columns say what they need, :mod:`midl.reporting.tables`)
   draws Figure 3 next to the run);
 - ``tsne`` (figures): ``midl.evaluate analysis=[tsne] eval_name=tsne`` on the seed-0 MID-L
   and Dropout runs (Figure 4, side by side);
-- ``cifar10c``: ``python -m midl.data.cifar10c RUN --severity 3`` (the scale's corruptions)
-  -> ``cifar10c_severity3.json``.
+- ``cifar10c``: ``midl.evaluate eval_data=cifar10c +data.severity=3 eval_name=cifar10c_s3``
+  (the scale's corruptions), summarised in ``cifar10c_severity3.json``.
 
 Evaluations run in this process (one Python start for all). The scale sets their sizes
 (``latency_repeats``, ``smi_directions``, ``max_eval_samples``). A failing analysis is logged
@@ -101,11 +101,25 @@ def has_result(run: Run, analysis: str, settings: dict[str, Any]) -> bool:
 
 def run_analysis(run: Run, analysis: str, settings: dict[str, Any], device: str = "cpu") -> None:
     """Run one analysis on one run (results land in the run's folder)."""
-    if analysis == "cifar10c":
-        from midl.data.cifar10c import evaluate_run
+    if analysis == "cifar10c":  # midl.evaluate eval_data=cifar10c, summarised in CIFAR10C_FILE
+        from hydra import compose, initialize_config_dir
 
-        evaluate_run(run.path, severity=3, corruptions=settings.get("cifar10c_corruptions"),
-                     checkpoint=tested_checkpoint(run), device=device)
+        from midl.evaluate import CONFIG_DIR, evaluate
+        from midl.io import atomic_write_json
+
+        corruptions = settings.get("cifar10c_corruptions")
+        overrides = [f"ckpt_path='{tested_checkpoint(run)}'", "analysis=[]",
+                     "eval_data=cifar10c", "eval_name=cifar10c_s3", f"device={device}",
+                     "+data.severity=3",
+                     "+data.corruptions=" + ("null" if corruptions is None
+                                             else f"[{','.join(corruptions)}]")]
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            result = evaluate(compose("evaluate", overrides=overrides))
+        atomic_write_json(run.path / CIFAR10C_FILE, {
+            "severity": 3, "accuracy": result["test_parts"], "checkpoint": result["checkpoint"],
+            "corruption_source": (result.get("data") or {}).get("corruption_source"),
+            "evaluation": "python -m midl.evaluate eval_data=cifar10c: metrics.json "
+                          "analysis.cifar10c_s3"})
         return
     from hydra import compose, initialize_config_dir
 

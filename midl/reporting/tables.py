@@ -14,7 +14,7 @@ Column definitions (ours):
 - ``flops``: dense FLOPs per sample (``FlopCounterMode``, 2 x MAC); ``flops_cond``: the
   conditional FLOPs a sparse implementation skipping masked work would need;
 - ``c10c``: mean accuracy over the CIFAR-10-C corruptions at severity 3
-  (``python -m midl.data.cifar10c`` -> ``cifar10c_severity3.json``);
+  (``midl.evaluate eval_data=cifar10c`` -> ``cifar10c_severity3.json``);
 - latency / memory: ``midl.evaluate analysis=[flops,latency,memory]`` (eval name
   ``efficiency``): median ms per forward pass of the batch on this CPU, peak RSS (MB) of an
   isolated measuring process (it includes the Python and torch runtime, so it is not the
