@@ -9,6 +9,7 @@ killed: the test waits for that file, an event, instead of guessing a time.
 from __future__ import annotations
 
 import os
+import runpy
 import time
 from pathlib import Path
 
@@ -27,7 +28,5 @@ def _pause(self, trainer, pl_module) -> None:
 
 midl.callbacks.EpochSeed.on_train_epoch_start = _pause
 
-if __name__ == "__main__":
-    from midl.train import main
-
-    main()
+if __name__ == "__main__":  # as ``python -m midl.train`` (Hydra finds configs/ from there)
+    runpy.run_module("midl.train", run_name="__main__", alter_sys=True)
