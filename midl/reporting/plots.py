@@ -26,11 +26,12 @@ if TYPE_CHECKING:  # imported for annotations only: summarize and render import 
 OURS_COLOR, PAPER_COLOR = "tab:blue", "tab:red"
 
 
-def _grid(n_panels: int, width: float, height: float, max_columns: int = 3) -> tuple[Any, list]:
+def _grid(n_panels: int, width: float, height: float, max_columns: int = 3,
+          sharey: bool = False) -> tuple[Any, list]:
     columns = min(max_columns, max(1, n_panels))
     rows = math.ceil(n_panels / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows),
-                             squeeze=False)
+                             squeeze=False, sharey=sharey, layout="constrained")
     flat = list(axes.ravel())
     for ax in flat[n_panels:]:
         ax.set_visible(False)
@@ -77,7 +78,6 @@ def plot_summary(summary: Summary, path: str | Path) -> Path:
     by = ", ".join(summary.by) or "one configuration"
     fig.suptitle(f"Mean ± std over seeds, grouped by {by} (grey dots: single runs)",
                  fontsize=10)
-    fig.tight_layout()
     return save_png(fig, path)
 
 
@@ -91,8 +91,8 @@ def plot_table(result: TableResult, path: str | Path, title: str | None = None) 
     if not columns:
         columns = list(spec.columns[:1])
     rows = list(spec.rows)
-    fig, axes = _grid(len(columns), 4.2, 0.45 * len(rows) + 1.6)
-    for ax, column in zip(axes, columns, strict=True):
+    fig, axes = _grid(len(columns), 3.6, 0.45 * len(rows) + 1.6, sharey=True)
+    for i, (ax, column) in enumerate(zip(axes, columns, strict=True)):
         for y, row in enumerate(rows):
             cell = result.cells[(row.label, column.key)]
             if cell.mean is not None:
@@ -109,6 +109,7 @@ def plot_table(result: TableResult, path: str | Path, title: str | None = None) 
                         markeredgewidth=1.5)
         ax.set_yticks(range(len(rows)), [r.label for r in rows], fontsize=7)
         ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.tick_params(axis="y", labelleft=i % min(3, len(columns)) == 0)  # row names once
         unit = f" ({column.unit})" if column.unit else ""
         ax.set_title(f"{column.label}{unit}", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
@@ -117,8 +118,6 @@ def plot_table(result: TableResult, path: str | Path, title: str | None = None) 
                           label="ours: mean ± std over seeds (n runs)"),
                plt.Line2D([], [], color=PAPER_COLOR, marker="x", linestyle="",
                           label="paper")]
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8,
-               bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(title or spec.title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return save_png(fig, path)
