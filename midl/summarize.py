@@ -21,8 +21,9 @@ seed (``seed`` and every setting equal to the run's seed in every run, such as
   ("differs in ...") and not counted: a group holds one configuration, over seeds only.
 
 Per group and metric: mean, sample standard deviation (ddof = 1), n and the seeds. For every
-pair of groups: the difference of means with its 95% Welch interval and p-value
-(``scipy.stats.ttest_ind(equal_var=False)``; no correction for multiple comparisons).
+pair of groups (up to :data:`MAX_PAIRED_GROUPS` groups): the difference of means with its 95%
+Welch interval and p-value (``scipy.stats.ttest_ind(equal_var=False)``; no correction for
+multiple comparisons).
 Failed, interrupted and unreadable runs, and a second run of the same configuration and seed,
 are listed, not counted.
 
@@ -54,6 +55,7 @@ from midl.provenance import config_differences, result_config
 from midl.reporting.runs import Run, RunKey, collect_runs
 
 DEFAULT_METRICS = ("test/acc", "test/f1", "test/anr_tau", "test/ece")
+MAX_PAIRED_GROUPS = 6  # more groups: no pairwise differences (15 pairs per metric at 6)
 ABSENT = "<absent>"  # a setting a run does not have (as midl.provenance writes it)
 
 
@@ -302,8 +304,8 @@ def summarize(runs: list[Run], by: Sequence[str] | None = None,
             group.values[metric] = [v for _, v in pairs]
         groups.append(group)
     groups.sort(key=lambda g: [_sort_key(g.label[k]) for k in by])
-    differences = [welch(metric, a, b) for i, a in enumerate(groups) for b in groups[i + 1:]
-                   for metric in metrics]
+    differences = ([welch(metric, a, b) for i, a in enumerate(groups) for b in groups[i + 1:]
+                    for metric in metrics] if len(groups) <= MAX_PAIRED_GROUPS else [])
     return Summary([str(d) for d in sweep_dirs], by, by_given, list(metrics), groups,
                    differences, excluded)
 
@@ -403,6 +405,9 @@ def markdown(summary: Summary, command: str) -> str:
         lines.append("| " + " | ".join([*(_text(group.label[k]) for k in by),
                                         str(len(group.runs)), ",".join(map(str, seeds)),
                                         *(cell(group, m) for m in summary.metrics)]) + " |")
+    if len(summary.groups) > MAX_PAIRED_GROUPS:
+        lines += ["", f"No pairwise differences: {len(summary.groups)} groups (more than "
+                  f"{MAX_PAIRED_GROUPS}); compare fewer with --by or a narrower sweep folder."]
     if summary.differences:
         lines += ["", "Differences between groups (second − first) with the 95% Welch "
                   "interval (scipy.stats.ttest_ind, equal_var=False; no correction for "

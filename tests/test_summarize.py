@@ -7,6 +7,7 @@ import copy
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,13 @@ def test_refuses_to_mix_configurations(sweep):
         ("block=midl, block.top_k=0.5, optimizer.lr=0.001", 3),
         ("block=midl, block.top_k=0.5, optimizer.lr=0.01", 1)]
     assert len(auto.differences) == 6   # every pair
+    many = [make_run(sweep, f"block=midl,optimizer.lr={lr},seed=0", "midl", 0, 0.5,
+                     changes={"optimizer.lr": lr}) for lr in (0.1, 0.2, 0.3)]
+    crowded = summarize(find_runs([sweep]), metrics=["test/acc"])
+    assert len(crowded.groups) == 7 and crowded.differences == [] and len(many) == 3
+    assert "No pairwise differences: 7 groups (more than 6)" in markdown(crowded, "cmd")
+    for path in many:
+        shutil.rmtree(path)
     # grouping by block only: the odd runs are listed with what differs, not counted
     summary = summarize(find_runs([sweep]), by=["block"], metrics=["test/acc"])
     midl = summary.groups[1]
