@@ -27,7 +27,12 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from midl.io import atomic_write
 from midl.provenance import config_differences
 from midl.provenance import config_hash as compute_hash
-from midl.run_folder import StaleResultError, set_aside, stale_message
+from midl.run_folder import (
+    StaleResultError,
+    remove_write_leftovers,
+    set_aside,
+    stale_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +109,8 @@ def resume_checkpoint(folder: str | Path, config_hash: str, config: dict[str, An
                       ) -> tuple[Path | None, int]:
     """The checkpoint an interrupted run resumes from, and its ``global_step``.
 
-    Tries ``last.ckpt``, then the other ``*.ckpt`` of ``folder`` (newest first). A file that
+    Temporary files of interrupted checkpoint writes are removed first. Then it tries
+    ``last.ckpt``, then the other ``*.ckpt`` of ``folder`` (newest first). A file that
     does not load (``torch.load(weights_only=True)``) or holds no training state is set aside
     (:func:`set_aside`) with a warning, and the next one is tried; ``(None, 0)`` if none is
     left (the run starts from scratch). Checkpoints written before stamps existed are used
@@ -122,6 +128,7 @@ def resume_checkpoint(folder: str | Path, config_hash: str, config: dict[str, An
     folder = Path(folder)
     if not folder.is_dir():
         return None, 0
+    remove_write_leftovers(folder, "*.ckpt")  # a kill mid-write leaves .<name>.ckpt.*.tmp
     for path in _candidates(folder):
         checkpoint = _load(path)
         if checkpoint is None:

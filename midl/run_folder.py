@@ -96,8 +96,9 @@ def set_aside(path: Path, reason: str) -> Path:
 
 def remove_write_leftovers(folder: str | Path, name: str = "metrics.json") -> list[Path]:
     """Delete the temporary files ``.<name>.*.tmp`` an atomic write leaves when it is killed
-    (:func:`midl.io.atomic_write`); returns those deleted. Call it only under
-    :func:`run_lock`, when no write of this folder can be in flight."""
+    (:func:`midl.io.atomic_write`; ``name`` may be a glob pattern, e.g. ``*.ckpt``); returns
+    those deleted. Call it only under :func:`run_lock`, when no write of this folder can be
+    in flight."""
     removed = []
     for tmp in Path(folder).glob(f".{name}.*.tmp"):
         tmp.unlink(missing_ok=True)

@@ -117,6 +117,8 @@ def test_truncated_last_ckpt_is_set_aside_and_the_previous_one_used(tmp_path, ca
     last = tmp_path / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
     best = next(p for p in (tmp_path / "checkpoints").glob("epoch_*.ckpt"))
+    leftover = tmp_path / "checkpoints" / ".last.ckpt.k1ll3d.tmp"  # a kill mid-write
+    leftover.write_bytes(b"PK")
 
     record = train(compose_train([*QUIET, "trainer.max_epochs=2"], tmp_path))
     aside = list((tmp_path / "checkpoints").glob("last.ckpt.corrupt-*"))
@@ -124,6 +126,7 @@ def test_truncated_last_ckpt_is_set_aside_and_the_previous_one_used(tmp_path, ca
     assert "does not load (truncated or corrupt): set aside as last.ckpt.corrupt-" in caplog.text
     assert record["resumed_from"] == str(best)
     assert record["test"] == first["test"]
+    assert not leftover.exists()
 
 
 def test_no_loadable_checkpoint_starts_from_scratch(tmp_path):

@@ -139,3 +139,19 @@ def test_issue_reproduction_real_runs(tmp_path):
     assert len(midl) == 1 and "top_k" not in midl[0].path.name
     assert result.cells[("mnist / midl", "anr")].values == [pytest.approx(50.0)]
     assert [n.text() for n in result.not_counted] == ["differs in block.top_k=0.05"]
+
+
+def test_analyses_go_to_the_run_the_table_counts(tmp_path, monkeypatch):
+    from midl.reporting import analyses
+
+    real = make_run(tmp_path, "block=midl,seed=0", "midl")
+    config = expected_config(RunKey(SETTING, "midl", 0.0, 0, SCALE))
+    config["block"]["top_k"] = 0.05
+    # sorted after the real run: a by-key index (last wins) would pick it
+    make_run(tmp_path, "block=midl,seed=0,top_k=0.05", "midl", config=config)
+    ran = []
+    monkeypatch.setattr(analyses, "run_analysis",
+                        lambda run, analysis, *a, **k: ran.append((analysis, run.path)))
+    monkeypatch.setattr(analyses, "save_run_record", lambda *a, **k: None, raising=False)
+    analyses.main(["table8", str(tmp_path), "--scale", SCALE])
+    assert ran and {path for _, path in ran} == {real.resolve()}

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from midl.reporting.runs import Run, RunKey, collect_runs
+from midl.reporting.runs import DuplicateRunError, Run, RunKey, collect_runs, select_runs
 from midl.reporting.scales import parse_seeds, scale_settings
 from midl.reporting.tables import ANALYSES, CIFAR10C_FILE, FIGURES, TABLES
 
@@ -150,10 +150,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[analyses] %(message)s")
     settings = scale_settings(args.scale)
     runs = collect_runs([d for d in args.sweep_dirs if Path(d).is_dir()])
-    index = {r.key: r for r in runs}
+    jobs = needed(args.table, args.scale)
+    try:  # only the run of the table's configuration gets the analysis (as the report counts)
+        counted = select_runs(runs, list(dict.fromkeys(key for _, key in jobs))).counted
+    except DuplicateRunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     failures, done, skipped, absent = 0, 0, 0, 0
-    for analysis, key in needed(args.table, args.scale):
-        run = index.get(key)
+    for analysis, key in jobs:
+        run = counted.get(key)
         if run is None or not run.complete:
             absent += 1
             continue
