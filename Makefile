@@ -132,12 +132,13 @@ svhn-fixture: install ## SVHN-layout fixture from MNIST when the real SVHN files
 	$(if $(SVHN_FIXTURE),$(DATA_ENV) $(PY) scripts/make_svhn_fixture.py $(SVHN_FIXTURE),@echo "real SVHN files in $(DATA_DIR)/svhn")
 
 # Fast path check: float32 vs bf16-mixed (+ channels-last), 5 seeds, MNIST MLP and CIFAR-10 CNN
-# on full training sets (configs/scale/precision.yaml); about 2.5 h on the 2-core CPU.
+# on full training sets (configs/scale/precision.yaml); about 1.5 h on an idle 2-core CPU. The
+# runs' records land in results/runs/precision/, which the report reads.
 .PHONY: precision
 precision: install ## fp32 vs bf16 equivalence sweep -> results/bench/precision.md
 	$(TABLE_ENV) PY=$(PY) bash scripts/precision_sweep.sh \
 		|| echo "** precision: some runs failed (error.txt in their folders)"
-	$(TABLE_ENV) $(PY) -m midl.reporting.precision $(OUTPUTS)/precision_*/multirun \
+	$(TABLE_ENV) $(PY) -m midl.reporting.precision $(RESULTS)/runs/precision \
 		--out $(RESULTS)/bench/precision.md --force --command "make precision"
 
 # Benchmarks: ratios timed side by side in one process -> results/bench/<device>.json

@@ -5,9 +5,10 @@ MNIST MLP, 3 epochs, and on the CIFAR-10 CNN, 10 epochs, full training sets, 5 s
 float32 and in bf16-mixed, the CNN's bf16 runs also channels-last) and writes
 ``results/bench/precision.md``: per setting and block, mean ± std over seeds of test accuracy,
 ECE and the threshold ANR (alpha_hat > 0.5, ``test/anr_tau``), the wall time per run, and the
-difference bf16 - fp32 with its 95% Welch confidence interval (``scipy.stats.ttest_ind`` with
-``equal_var=False``). The decision rule of the fast-path issue: a setting may train with the
-fast path only where the accuracy interval of every block lies within ±1 point.
+difference bf16 - fp32 with its 95% Welch confidence interval
+(:func:`midl.reporting.effects.welch_effect`, the claims audit's statistics). The decision
+rule: a setting may train with the fast path only where the accuracy interval of every block
+lies within ±1 point.
 
 Usage::
 
@@ -23,10 +24,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from scipy import stats
-
 from midl.io import atomic_write_text
 from midl.provenance import git_commit, hardware
+from midl.reporting.effects import seeds_needed, welch_effect
 from midl.reporting.runs import Run, collect_runs
 
 METRICS: tuple[tuple[str, str, float], ...] = (
@@ -57,25 +57,6 @@ def arm(run: Run) -> str:
     if config.get("model", {}).get("channels_last"):
         name += " + channels-last"
     return name
-
-
-def welch(fast: list[float], base: list[float]) -> tuple[float, float, float, float]:
-    """Mean difference ``fast - base`` with its 95% Welch interval and p-value.
-
-    Args:
-        fast, base: per-seed values of each arm (at least 2 each).
-
-    Returns:
-        ``(difference, low, high, p_value)``; NaN interval and p for fewer than 2 per arm.
-    """
-    diff = statistics.fmean(fast) - statistics.fmean(base)
-    if min(len(fast), len(base)) < 2:
-        return diff, math.nan, math.nan, math.nan
-    if statistics.pstdev(fast) == 0 and statistics.pstdev(base) == 0:
-        return diff, diff, diff, (1.0 if diff == 0 else 0.0)
-    result = stats.ttest_ind(fast, base, equal_var=False)
-    interval = result.confidence_interval(0.95)
-    return diff, float(interval.low), float(interval.high), float(result.pvalue)
 
 
 def _mean_std(values: list[float], factor: float) -> str:
@@ -120,16 +101,24 @@ def compare(runs: list[Run]) -> tuple[list[str], dict[str, bool]]:
             b = [r["test"][key] for r in base.values() if key in r["test"]]
             if not a or not b:
                 continue
-            diff, low, high, p = welch(a, b)
+            effect = welch_effect(a, b)
+            diff = effect.estimate
+            low = math.nan if effect.low is None else effect.low
+            high = math.nan if effect.high is None else effect.high
             within = ""
             if key == "test/acc":
                 inside = -TOLERANCE <= low and high <= TOLERANCE
                 ok = ok and inside
                 within = "yes" if inside else "no"
-            lines_p = "—" if math.isnan(p) else f"{p:.2f}"
+                if not inside and effect.spread and abs(diff) < TOLERANCE:
+                    # seeds per arm whose interval, around the observed difference, would
+                    # fit within ±1 point at the observed spread
+                    n = seeds_needed(effect.spread, TOLERANCE - abs(diff))
+                    within += f" (about {n} seeds per arm needed)" if n else ""
+            p = "—" if effect.p_value is None else f"{effect.p_value:.2f}"
             diff_lines.append(
                 f"| {setting} | {block} | {column} | {factor * diff:+.2f} | "
-                f"[{factor * low:+.2f}, {factor * high:+.2f}] | {lines_p} | {within} |")
+                f"[{factor * low:+.2f}, {factor * high:+.2f}] | {p} | {within} |")
         adopted[setting] = adopted.get(setting, True) and ok
     return lines + [""] + diff_lines, adopted
 
@@ -152,6 +141,8 @@ def render(runs: list[Run], command: str) -> str:
         "with one thread each (`configs/scale/precision.yaml`, `scripts/precision_sweep.sh`).",
         "- Rule: a setting trains with the fast path only where, for every block, the 95% Welch "
         "interval of the accuracy difference bf16 − fp32 lies within ±1 point.",
+        "- Wall per run: seconds of each run as recorded, with other work on the machine; the "
+        "speed comparison measured side by side is `make bench`'s fast_path section.",
         "",
         *table,
         "",
