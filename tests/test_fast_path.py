@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
@@ -178,3 +179,16 @@ def test_makefile_runs_table_sweeps_one_single_thread_job_per_core():
                             capture_output=True, text=True, check=True).stdout
     line = next(x for x in chosen.splitlines() if "-m midl.train" in x)
     assert "local_parallel" not in line and "hydra/launcher=submitit_slurm" in line
+
+
+def test_cpu_scale_precision_follows_the_committed_equivalence_check():
+    """configs/scale/cpu.yaml uses bf16 for a backbone only where results/bench/precision.md
+    adopted the fast path for its measured setting (MNIST MLP -> mlp, CIFAR-10 CNN -> cnn)."""
+    report = (REPO / "results" / "bench" / "precision.md").read_text()
+    decision = report.split("## Decision", 1)[1]
+    scale = yaml.safe_load((CONFIG_DIR / "scale" / "cpu.yaml").read_text())["scale"]
+    for setting, backbone in (("mnist_mlp", "mlp"), ("cifar10_cnn", "cnn")):
+        line = next(x for x in decision.splitlines() if x.startswith(f"- {setting}:"))
+        adopted = "fast path adopted" in line
+        assert (scale["precision"][backbone] == "bf16-mixed") == adopted, line
+    assert scale["channels_last"] == (scale["precision"]["cnn"] == "bf16-mixed")
