@@ -114,7 +114,7 @@ def run_title(config: Any, dataset: str | None = None, block: str | None = None)
 def plot_smi_vs_frequency(mutual_information: Sequence[float], frequency: Sequence[float],
                           path: str | Path, title: str = "MI vs activation frequency") -> Path:
     """Figure 3: scatter of per-neuron MI (nats) against activation frequency (%), with their
-    Spearman rank correlation (``scipy.stats.spearmanr``) written in the plot.
+    Spearman rank correlation (``scipy.stats.spearmanr``) in the title.
 
     Args:
         mutual_information: (d,) per-neuron I(X_j; Y) in nats.
@@ -139,9 +139,7 @@ def plot_smi_vs_frequency(mutual_information: Sequence[float], frequency: Sequen
     rho = spearman(mi, freq)
     text = ("Spearman ρ = n/a (constant frequency)" if rho is None
             else f"Spearman ρ(MI, frequency) = {rho:.3f}")
-    ax.text(0.02, 0.98, f"{text}\n{len(mi)} neurons", transform=ax.transAxes, va="top",
-            fontsize=8, bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8})
-    ax.set_title(title, fontsize=9)
+    ax.set_title(f"{title}\n{text}, {len(mi)} neurons", fontsize=9)  # above, not over points
     ax.grid(alpha=0.3)
     return save_png(fig, path)
 

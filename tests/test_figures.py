@@ -68,10 +68,9 @@ def test_figure3_shows_its_spearman_correlation(tmp_path, drawn):
     assert path.read_bytes()[:8] == PNG
     rho = figures.spearman(mi, frequency)
     assert rho == pytest.approx(-0.8)   # ranks (1,2,3,4) vs (4,2,3,1)
-    assert drawn[0].titles == ["MNIST"]
-    assert drawn[0].texts == ["Spearman ρ(MI, frequency) = -0.800\n4 neurons"]
+    assert drawn[0].titles == ["MNIST\nSpearman ρ(MI, frequency) = -0.800, 4 neurons"]
     figures.plot_smi_vs_frequency(mi, [1.0] * 4, tmp_path / "dense.png")
-    assert drawn[1].texts[0].startswith("Spearman ρ = n/a")
+    assert drawn[1].titles[0].endswith("Spearman ρ = n/a (constant frequency), 4 neurons")
     with pytest.raises(ValueError, match="one MI and one frequency per neuron"):
         figures.plot_smi_vs_frequency(mi, [0.5], tmp_path / "bad.png")
 
@@ -129,8 +128,8 @@ def test_report_figures_redraws_with_titles_and_puts_dropout_beside_midl(tmp_pat
     assert {p.name for p in written} == {"figure3_mnist.png", "figure4_mnist.png",
                                          "figures.md"}
     f3, f4 = drawn
-    assert f3.titles == ["Figure 3: MI vs activation frequency\nMNIST, MLP + MID-L, seed 0"]
-    assert f3.texts[0].startswith("Spearman ρ(MI, frequency) = 1.000")
+    assert f3.titles == ["Figure 3: MI vs activation frequency\nMNIST, MLP + MID-L, seed 0\n"
+                         "Spearman ρ(MI, frequency) = 1.000, 3 neurons"]
     assert f4.titles == ["MNIST, MLP + MID-L (n=20)", "MNIST, MLP + Dropout (n=20)"]
     assert f4.suptitle.startswith("Figure 4: t-SNE")
     md = (folder / "figures.md").read_text()
