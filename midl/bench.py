@@ -1,4 +1,4 @@
-"""Benchmark suite (issue 7): ``python -m midl.bench`` / ``make bench``.
+"""Benchmark suite: ``python -m midl.bench`` / ``make bench``.
 
 Every figure is a ratio of two timings taken side by side in this one process: the candidates
 of a comparison are timed in interleaved rounds (``torch.utils.benchmark``, fixed thread count,
