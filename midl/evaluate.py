@@ -67,6 +67,7 @@ from midl.metrics.memory import peak_memory
 from midl.metrics.smi import per_neuron_mutual_information, sliced_mutual_information
 from midl.module import ClassificationModule
 from midl.provenance import git_commit, hardware, versions
+from midl.records import save_run_record
 from midl.train import build
 
 log = logging.getLogger(__name__)
@@ -343,12 +344,15 @@ def _locked(path: Path) -> Iterator[None]:
 
 def save_analysis(run_dir: Path, eval_name: str, result: dict[str, Any]) -> Path:
     """Add ``result`` under ``analysis.<eval_name>`` of ``run_dir/metrics.json`` atomically,
-    keeping everything else in the file (created if missing). Returns the file's path."""
+    keeping everything else in the file (created if missing), and update the run's record,
+    if it has one, with it (:func:`midl.records.save_run_record`). Returns the file's
+    path."""
     path = run_dir / "metrics.json"
     with _locked(run_dir / ".metrics.json.lock"):
         record = json.loads(path.read_text()) if path.exists() else {}
         record.setdefault("analysis", {})[eval_name] = result
         atomic_write_json(path, record)
+        save_run_record(run_dir, record, only_if_exists=True)
     return path
 
 

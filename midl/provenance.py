@@ -72,6 +72,7 @@ NOT_RESULT_KEYS: tuple[str, ...] = (
     "force",                      # rerun instead of skipping
     "resume",                     # continue from last.ckpt instead of starting afresh
     "optimized_metric",           # what a sweeper reads from the finished record
+    "analyses",                   # analyses run after training (they do not change it)
     "scale",                      # its training settings reach data.* and trainer.* through
                                   # interpolations (kept there); the rest tunes analyses
     "compile",                    # nn.Module.compile: the same network, compiled

@@ -315,15 +315,17 @@ def find_records(root: str | Path) -> list[Path]:
 
 
 def save_run_record(run_dir: str | Path, metrics: Mapping[str, Any] | None = None,
-                    job: Mapping[str, Any] | None = None, *, only_if_missing: bool = False
-                    ) -> Path | None:
+                    job: Mapping[str, Any] | None = None, *, only_if_missing: bool = False,
+                    only_if_exists: bool = False) -> Path | None:
     """Write the record of the finished run in ``run_dir`` (its ``metrics.json``, or
     ``metrics`` if given) to :func:`record_path` and return that path; None when the run
     belongs to no scale or is not finished. ``job`` is the run's Hydra job (default: its
     ``.hydra/``, else the job of the record it replaces).
 
     With ``only_if_missing``, an existing complete record of the same ``config_hash`` is
-    kept as it is (a committed record is not rewritten by a rerun that skipped).
+    kept as it is (a committed record is not rewritten by a rerun that skipped). With
+    ``only_if_exists``, only a record already written is updated (``midl.evaluate`` adding
+    an analysis; inside the training job the record is written once, after its analyses).
     """
     run_dir = Path(run_dir)
     if metrics is None:
@@ -338,6 +340,8 @@ def save_run_record(run_dir: str | Path, metrics: Mapping[str, Any] | None = Non
     if path is None:
         return None
     existing = read_record(path)
+    if only_if_exists and existing is None:
+        return None
     if (only_if_missing and existing is not None
             and existing.get("config_hash") == metrics.get("config_hash")):
         return path

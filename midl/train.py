@@ -154,8 +154,23 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
         raise StaleResultError(stale_message(where, differences))
     log.info("%s: this run is complete with the same settings (config hash %s), skipping it "
              "(force=true reruns it)", where, config_hash(current))
-    if where.startswith("The finished run"):
-        save_run_record(output_dir, record, only_if_missing=True)
+    if where.startswith("The finished run"):  # its analyses (if cut short) and record
+        record = finish_run(cfg, output_dir, record, only_if_missing=True)
+    return record
+
+
+def finish_run(cfg: DictConfig, output_dir: Path, record: dict[str, Any],
+               only_if_missing: bool = False) -> dict[str, Any]:
+    """After ``metrics.json``: run the analyses ``cfg.analyses`` asks for (a partial callable
+    taking the run folder, e.g. :func:`midl.reporting.analyses.in_job`; their results join
+    ``metrics.json``), then write the run's record (:func:`midl.records.save_run_record`;
+    runs of a scale only), so the record is complete when it is written. Returns the
+    final ``metrics.json`` record. With ``only_if_missing`` and no analysis run now, an
+    existing record of the same settings is kept as it is."""
+    ran = instantiate(cfg.analyses)(output_dir) if cfg.get("analyses") else []
+    if ran:
+        record = json.loads((output_dir / "metrics.json").read_text())
+    save_run_record(output_dir, record, live_job(), only_if_missing=only_if_missing and not ran)
     return record
 
 
@@ -247,7 +262,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "result_config": run_settings,  # the settings that change a result
     })  # no secret from the environment reaches the record (midl/secrets.py)
     atomic_write_json(result_path, record)
-    save_run_record(output_dir, record, live_job())  # results/runs/<scale>/... (midl.records)
+    record = finish_run(cfg, output_dir, record)  # analyses, then results/runs/<scale>/...
     log.info("test metrics: %s", json.dumps(test_metrics))
     log.info("wrote %s", result_path)
     return record

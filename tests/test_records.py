@@ -30,6 +30,8 @@ from midl.train import existing_result
 SWEEP = ["+experiment/setting=mnist_mlp", "+scale=smoke", "block=midl,dropout",
          "data.label_noise=0.0", "seed=0"]
 QUIET = ["logger=none", "callbacks.progress_bar.refresh_rate=0", "extras.print_config=false"]
+# the analyses the figures need, inside the job (as configs/scale/cpu.yaml asks for them)
+IN_JOB = "analyses={_target_:midl.reporting.analyses.in_job,_partial_:true,names:[smi,tsne]}"
 PAPER = yaml.safe_load((REPO / "results" / "paper_reference.yaml").read_text())
 
 
@@ -40,7 +42,8 @@ def _env(root: Path, outputs: Path) -> dict[str, str]:
 
 
 def _sweep(root: Path, outputs: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "midl.train", "-m", *SWEEP, *QUIET, *extra],
+    return subprocess.run([sys.executable, "-m", "midl.train", "-m", *SWEEP, *QUIET, IN_JOB,
+                           *extra],
                           cwd=REPO, env=_env(root, outputs), capture_output=True, text=True,
                           timeout=900)
 
@@ -67,7 +70,7 @@ def test_a_finished_run_of_a_scale_writes_its_compact_record(smoke):
         metrics = json.loads((folder / "metrics.json").read_text())
         record = rec.read_record(path)
         assert record is not None
-        assert path.stat().st_size < 8_000  # a few KB: no checkpoint, no curves
+        assert path.stat().st_size < 16_000  # a few KB: no checkpoint, no curves
         assert record["test"] == metrics["test"]
         assert record["config"] == metrics["config"]
         assert record["config_hash"] == metrics["config_hash"]
@@ -244,3 +247,35 @@ def test_a_record_of_a_scale_without_records_or_without_a_scale_is_not_written(t
                            tmp_path / "run") is None
     with pytest.raises(rec.RecordError, match="task_name"):
         rec.record_path({"scale": {"name": "smoke"}}, tmp_path / "run")
+
+
+def test_the_analyses_the_tables_need_are_in_the_record_when_it_is_written(smoke, tmp_path):
+    """The sweep asks for the figures' analyses inside the job (IN_JOB): the seed-0 MNIST
+    MID-L run gets SMI (Figure 3) and t-SNE (Figure 4), its Dropout baseline t-SNE only
+    (what the tables need for it); the record holds them (per-neuron arrays and points in
+    its companion), and the figures are drawn from the records alone."""
+    folder = smoke / "records" / "smoke" / "grid_mnist_mlp"
+    runs = {r.key.block: r for r in collect_runs([smoke / "records" / "smoke"])}
+    midl_record, dropout_record = runs["midl"].record, runs["dropout"].record
+    assert {"smi", "tsne"} <= set(midl_record["analysis"])
+    assert set(dropout_record["analysis"]) == {"tsne"}
+    smi = midl_record["analysis"]["smi"]["smi"]
+    assert len(smi["per_neuron_mi"]) == len(smi["activation_frequency"]) > 64
+    assert rec.companion_path(runs["midl"].path).exists()
+    stored = json.loads(runs["midl"].path.read_text())
+    assert "$npz" in stored["analysis"]["smi"]["smi"]["per_neuron_mi"]
+    assert all(p.stat().st_size < 16_000 for p in folder.glob("*.json"))
+    # the record equals the run folder's final metrics.json (the analyses included)
+    [midl_dir] = [p for p in _folders(smoke / "outputs") if "block=midl" in p.name]
+    metrics = json.loads((midl_dir / "metrics.json").read_text())
+    assert midl_record["analysis"]["smi"]["smi"]["per_neuron_mi"] == \
+        metrics["analysis"]["smi"]["smi"]["per_neuron_mi"]
+
+    from midl.report import report_figures
+
+    written = report_figures(list(runs.values()), "smoke", tmp_path, force=False)
+    names = {p.name for p in written}
+    assert {"figure3_mnist.png", "figure4_mnist.png", "figures.md"} <= names
+    lines = [line for line in (tmp_path / "smoke" / "figures.md").read_text().splitlines()
+             if line.startswith(("- figure3 MNIST", "- figure4 MNIST"))]
+    assert len(lines) == 2 and not any("missing" in line.lower() for line in lines), lines

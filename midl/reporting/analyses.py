@@ -24,17 +24,26 @@ with its traceback, the others still run, and the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from midl.reporting.runs import DuplicateRunError, Run, RunKey, collect_runs, select_runs
+from midl.records import save_run_record
+from midl.reporting.runs import (
+    DuplicateRunError,
+    Run,
+    RunKey,
+    collect_runs,
+    read_run,
+    select_runs,
+)
 from midl.reporting.scales import parse_seeds, scale_settings
-from midl.reporting.tables import ANALYSES, CIFAR10C_FILE, FIGURES, TABLES
+from midl.reporting.tables import ANALYSES, CIFAR10C_FILE, FIGURES, TABLES, table_names
 
 log = logging.getLogger("midl.reporting.analyses")
 
@@ -138,6 +147,76 @@ def run_analysis(run: Run, analysis: str, settings: dict[str, Any], device: str 
     evaluate(cfg)
 
 
+@contextlib.contextmanager
+def _outside_hydra() -> Iterator[None]:
+    """Set the running Hydra app aside for the block (a training job's), so that
+    ``initialize_config_dir`` may compose another config; restored afterwards."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    backup = get_gh_backup()
+    GlobalHydra.instance().clear()
+    try:
+        yield
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def in_job(run_dir: str | Path, names: str | Sequence[str] = "tables",
+           device: str = "cpu") -> list[str]:
+    """The analyses inside the training job: run, on the finished run in ``run_dir``, the
+    analyses that a table of its scale needs for it (:func:`needed` over every table, so
+    e.g. SMI only on the scale's ``smi_seeds``), with :func:`run_analysis`, skipping those
+    it already holds; none for a run that its table would not count (another configuration
+    than the cell's, :func:`midl.reporting.runs.select_runs`). Called by ``midl.train``
+    after ``metrics.json`` and before the run's record is written (configured as
+    ``analyses: {_target_: ..., _partial_: true}``, see ``configs/scale/cpu.yaml``), so
+    the record is complete when it is written.
+
+    Args:
+        run_dir: the run folder (with ``.hydra/`` and a complete ``metrics.json``).
+        names: ``"tables"`` (every analysis the tables need) or a list restricting them to
+            these names (``efficiency``, ``smi``, ``tsne``, ``cifar10c``).
+        device: where the analyses run (``cpu`` | ``cuda``).
+
+    Returns:
+        The analyses run now (empty if the run is of no table, or holds them all).
+
+    Raises:
+        ValueError: for an unknown analysis name.
+        Exception: whatever an analysis raises (the run is then not finished: its rerun
+            skips the training and runs the missing analyses).
+    """
+    allowed = ("efficiency", "smi", "tsne", "cifar10c")
+    if not isinstance(names, str) or names != "tables":
+        unknown = sorted(set(names) - set(allowed))
+        if unknown or isinstance(names, str):
+            raise ValueError(f"analyses names={names!r}: choose 'tables' or a list of "
+                             f"{list(allowed)}")
+    run = read_run(Path(run_dir).resolve())
+    if run is None or not run.complete or run.key.scale is None:
+        return []
+    with _outside_hydra():  # a run configured otherwise than its table's cell is not counted
+        if run.key not in select_runs([run], [run.key]).counted:
+            return []
+    settings = scale_settings(run.key.scale)
+    wanted = list(dict.fromkeys(analysis for table in table_names()
+                                for analysis, key in needed(table, run.key.scale)
+                                if key == run.key))
+    ran = []
+    for analysis in wanted:
+        if names != "tables" and analysis not in names:
+            continue
+        if has_result(run, analysis, settings):
+            continue
+        log.info("%s on %s (inside the training job)", analysis, run.path)
+        with _outside_hydra():  # the evaluation composes its own config
+            run_analysis(run, analysis, settings, device)
+        ran.append(analysis)
+        run = read_run(run.path) or run  # holds the new result
+    return ran
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line (see the module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m midl.reporting.analyses",
@@ -165,9 +244,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if has_result(run, analysis, settings):
             skipped += 1
             continue
+        if run.is_record:  # a committed record without its run folder: no checkpoint here
+            absent += 1
+            continue
         log.info("%s on %s", analysis, run.path)
         try:
             run_analysis(run, analysis, settings, args.device)
+            save_run_record(run.path)  # the run's record holds the new result (and side file)
             done += 1
         except Exception:  # one failing analysis must not stop the others
             failures += 1
