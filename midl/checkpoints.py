@@ -38,6 +38,12 @@ log = logging.getLogger(__name__)
 
 STAMP_KEY = "midl_config"
 
+RESUME_MAY_CHANGE: tuple[str, ...] = ("trainer.max_epochs",)
+"""Settings a resumed run may change. A larger ``trainer.max_epochs`` continues training along
+the same trajectory to the new count: each epoch's randomness depends only on ``(seed,
+epoch)`` (:class:`midl.callbacks.EpochSeed`) and nothing (no learning-rate schedule) reads the
+planned count, so the result equals an uninterrupted run with the new count."""
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``torch.save`` into a temporary file beside the target, fsync, rename (local paths).
@@ -122,8 +128,9 @@ def resume_checkpoint(folder: str | Path, config_hash: str, config: dict[str, An
         config: the current :func:`midl.provenance.result_config`.
 
     Raises:
-        StaleCheckpointError: the first loadable checkpoint was written with other settings;
-            the message names the differing keys and how to proceed.
+        StaleCheckpointError: the first loadable checkpoint was written with other settings
+            (other than :data:`RESUME_MAY_CHANGE`); the message names the differing keys and
+            how to proceed.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -140,8 +147,12 @@ def resume_checkpoint(folder: str | Path, config_hash: str, config: dict[str, An
                         "from it without checking its settings", path)
         elif _stamp_hash(stamp) != config_hash:
             differences = config_differences(stamp.get("config") or {}, config)
-            raise StaleCheckpointError(stale_message(
-                f"{path} (training state to resume from)", differences)
-                + " Resuming would train one run with both settings.")
+            if not differences or any(key not in RESUME_MAY_CHANGE
+                                      for key, _, _ in differences):
+                raise StaleCheckpointError(stale_message(
+                    f"{path} (training state to resume from)", differences)
+                    + " Resuming would train one run with both settings.")
+            log.info("resuming %s with %s", path, "; ".join(
+                f"{key} {old!r} -> {new!r}" for key, old, new in differences))
         return path, int(checkpoint.get("global_step", 0))
     return None, 0

@@ -53,6 +53,10 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert "last.ckpt" in message and "optimizer.lr: recorded 0.001, now 0.01" in message
     assert "trainer.max_epochs: recorded 1, now 2" in message
     assert not (tmp_path / "metrics.json").exists()
+    # more epochs alone continue the same training (midl.checkpoints.RESUME_MAY_CHANGE)
+    extended = train(compose_train([*QUIET, "trainer.max_epochs=2"], tmp_path))
+    assert extended["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert extended["epochs_trained"] == 2
 
 
 def test_cli_rerun_after_a_config_change_refuses_and_keeps_the_folder_consistent(tmp_path):
