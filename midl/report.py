@@ -264,9 +264,10 @@ def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filena
     ``target``, a source PNG to copy, or None (missing), and ``line`` its figures.md entry."""
     run = index.get((setting, "midl", 0.0, 0))
     source = run.path / filename if run is not None else None
-    if source is None or not source.exists():
-        return None, (f"- {figure} {label}: MISSING (needs `midl.evaluate analysis=[{eval_name}] "
-                      f"eval_name={eval_name}` on the seed-0 MID-L run of {setting})")
+    missing = (f"- {figure} {label}: MISSING (needs `midl.evaluate analysis=[{eval_name}] "
+               f"eval_name={eval_name}` on the seed-0 MID-L run of {setting})")
+    if source is None or not (source.exists() or run.is_record):  # a record: no PNG, data
+        return None, missing
     dataset = (run.record.get("data") or {}).get("name") or label
     config = run.record.get("config") or {}
     link = f"![{figure} {label}]({target.name})"
@@ -281,7 +282,8 @@ def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filena
             return (lambda: plot_smi_vs_frequency(smi["per_neuron_mi"],
                                                   smi["activation_frequency"], target, title),
                     f"- {figure} {label}: {link} (from `{_shown(run.path)}`{extra})")
-        return source, f"- {figure} {label}: {link} (from `{_shown(source)}`{extra})"
+        return ((None, missing) if run.is_record else
+                (source, f"- {figure} {label}: {link} (from `{_shown(source)}`{extra})"))
     # Figure 4: MID-L next to its Dropout baseline, redrawn from the saved t-SNE points
     baseline = index.get((setting, "dropout", 0.0, 0))
     panels, notes = [], []
@@ -295,7 +297,8 @@ def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filena
         panels.append((run_title(member.record.get("config") or {}, dataset, block), *points))
     note = f"; {'; '.join(notes)}" if notes else ""
     if not panels:
-        return source, f"- {figure} {label}: {link} (from `{_shown(source)}`{note})"
+        return ((None, missing) if run.is_record else
+                (source, f"- {figure} {label}: {link} (from `{_shown(source)}`{note})"))
     title = "Figure 4: t-SNE of the last-layer embeddings (seed 0, test subsample)"
     return (lambda: plot_tsne_panels(panels, target, title, class_names(dataset)),
             f"- {figure} {label}: {link} (from `{_shown(run.path)}`{note})")
