@@ -8,8 +8,10 @@ import math
 
 import pytest
 import torch
-import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch import nn
 from torch.nn import functional as F
 
@@ -37,9 +39,18 @@ ISSUE_BLOCKS = ["dropout", "concrete_dropout", "dynamic_relu", "switch", "loramo
                 "f1_only", "f2_only", "fixed_alpha", "random_topk", "gumbel", "midl_channel"]
 
 
+def block_config(name: str) -> dict:
+    """Block ``name``'s config as Hydra composes it (a block config may extend another
+    through its defaults list, e.g. ``midl_masked`` extends ``midl``)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        cfg = compose("train", overrides=[f"block={name}"])
+    return OmegaConf.to_container(cfg.block)
+
+
 def build(name: str, dim: int, **overrides) -> nn.Module:
     """Build block ``name`` from its config file, as the backbone does (``block(dim)``)."""
-    cfg = yaml.safe_load((CONFIG_DIR / "block" / f"{name}.yaml").read_text())
+    cfg = block_config(name)
     cfg.update(overrides)
     return instantiate(cfg)(dim)
 
@@ -51,12 +62,13 @@ def test_every_issue_block_has_a_config():
 @pytest.mark.parametrize("name", BLOCK_NAMES)
 def test_config_is_partial_commented_and_exported(name):
     path = CONFIG_DIR / "block" / f"{name}.yaml"
-    cfg = yaml.safe_load(path.read_text())
+    cfg = block_config(name)
     assert cfg["_partial_"] is True
     cls_name = cfg["_target_"].rpartition(".")[2]
     assert cfg["_target_"] == f"midl.blocks.{cls_name}" and cls_name in B.__all__
     for line in path.read_text().splitlines():  # every key has a short comment
-        if line and not line.startswith("#") and ":" in line and not line.startswith("_target_"):
+        if (line and not line.startswith(("#", "_target_", "defaults:", "  - "))
+                and ":" in line):
             assert "#" in line, f"{path.name}: no comment on {line!r}"
     block = build(name, 16)
     doc = (type(block).__doc__ or "") + (type(block).active_neuron_ratio.__doc__ or "")

@@ -36,7 +36,7 @@ def test_every_table_has_a_sweep_file_and_a_make_target():
     makefile = (ROOT / "Makefile").read_text()
     for name in [*expected, "tables"]:
         assert f"\n{name}:" in makefile, name
-    assert SCALES == ["cpu", "paper", "smoke"]
+    assert SCALES == ["cpu", "paper", "precision", "smoke"]  # precision: make precision
 
 
 def _jobs(name: str, scale: str) -> list[list[str]]:
@@ -103,7 +103,8 @@ def test_make_table7_and_table10_smoke_end_to_end(tmp_path):
     n = len(seeds)
     t7 = (results / "smoke" / "table7.md").read_text()
     assert f"Runs: {2 * n} complete of {2 * n} expected; 0 failed" in t7
-    assert t7.count(f"(n={n})") == 4                     # 2 rows x 2 columns
+    t7_cells = len(TABLES["table7"].rows) * len(TABLES["table7"].columns)
+    assert t7.count(f"(n={n})") == t7_cells              # every row x column
     t10 = (results / "smoke" / "table10.md").read_text()
     assert "n/a (no GPU)" in t10 and t10.count("(n=1)") == 4  # efficiency_seeds: 0
     metrics = sorted(out.glob("grid_cifar10_cnn/multirun/*/metrics.json"))

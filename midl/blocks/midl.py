@@ -80,16 +80,19 @@ def fp32_linear(layer: nn.Linear, x: Tensor) -> Tensor:
     selection that of a float32 model; the paths F1 and F2 still run in the autocast dtype.
     Gradients flow back to ``x`` and the layer's parameters through the casts.
 
+    The layer is called as a module (its hooks run) on ``x`` cast to the layer's weight dtype:
+    float32 for a float32 model under autocast, the model's own dtype otherwise.
+
     Args:
-        layer: an ``nn.Linear`` (its weight and bias are cast to float32 for the call).
+        layer: an ``nn.Linear``.
         x: input, shape (..., in_features), any floating dtype.
 
     Returns:
-        float32 tensor of shape (..., out_features).
+        tensor of shape (..., out_features) in the layer's weight dtype (float32 under
+        autocast of a float32 model).
     """
-    bias = None if layer.bias is None else layer.bias.float()
     with torch.autocast(device_type=x.device.type, enabled=False):
-        return F.linear(x.float(), layer.weight.float(), bias)
+        return layer(x.to(layer.weight.dtype))
 
 
 def lightweight_path(dim: int, rank: int, linear: LinearFactory = nn.Linear) -> nn.Sequential:
