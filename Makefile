@@ -56,7 +56,7 @@ RESULTS ?= results
 CACHE_DIR ?= $(or $(MIDL_CACHE_DIR),.cache/midl)
 # no real SVHN under the data root: Table 8 / Figure 4 use a generated MNIST-derived fixture
 SVHN_FIXTURE := $(if $(wildcard $(DATA_DIR)/svhn/train_32x32.mat),,$(CACHE_DIR)/svhn-fixture)
-TABLE_ENV = $(DATA_ENV) MIDL_OUTPUT_DIR=$(OUTPUTS) \
+TABLE_ENV = $(DATA_ENV) MIDL_OUTPUT_DIR=$(OUTPUTS) MIDL_RECORDS_DIR=$(abspath $(RECORDS)) \
 	MIDL_CACHE_DIR=$(CACHE_DIR) $(if $(SVHN_FIXTURE),MIDL_SVHN_DIR=$(abspath $(SVHN_FIXTURE)))
 SWEEP_DIRS = $(OUTPUTS)/grid_*/multirun
 # committed run records (midl/records.py): every finished run of a scale, read by the reports
