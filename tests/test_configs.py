@@ -50,4 +50,4 @@ def test_multirun_writes_deterministic_sweep_folders_and_skips_finished_runs(tmp
     second = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
                             timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert (second.stdout + second.stderr).count("this run is complete, skipping it") == 2
+    assert (second.stdout + second.stderr).count("this run is complete with the same settings") == 2
