@@ -53,7 +53,7 @@ from torch import Tensor
 
 from midl.backbones import Backbone, blocks_of
 from midl.config import register_resolvers
-from midl.figures import class_names, plot_smi_vs_frequency, plot_tsne, run_title
+from midl.figures import class_names, plot_smi_vs_frequency, plot_tsne, run_title, spearman
 from midl.io import atomic_write_json
 from midl.metrics.anr import GateStatistics
 from midl.metrics.calibration import (
@@ -294,17 +294,9 @@ def analyse_smi(data: dict[str, Any], cfg: DictConfig, figure_path: Path,
         frequency = [1.0] * x.shape[1]
     result["per_neuron_mi"] = [float(v) for v in mi]
     result["activation_frequency"] = [float(v) for v in frequency]
-    result["mi_frequency_spearman"] = _spearman(mi, np.asarray(frequency))
+    result["mi_frequency_spearman"] = spearman(mi, frequency)
     result["figure3"] = plot_smi_vs_frequency(mi, frequency, figure_path, title=title).name
     return result
-
-
-def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    from scipy.stats import spearmanr
-
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None
-    return float(spearmanr(a, b).statistic)
 
 
 def analyse_calibration(data: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
