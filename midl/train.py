@@ -208,7 +208,6 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                                                   run_settings)
                                 if cfg.resume and not cfg.force else (None, 0))
     resume_from = str(resume_path) if resume_path is not None else None
-    # before anything is built: a checkpoint of other settings refuses the run at once
     set_num_threads(cfg.get("num_threads"))
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True)
