@@ -107,7 +107,7 @@ class CNN(Backbone):
         channels_last: run the conv stack in the channels-last memory format (NHWC): the conv
             weights are stored so and each input batch is converted on entry. Same function
             (outputs equal to float rounding); faster for oneDNN's bf16 (AMX) convolutions on
-            the CPU and for cuDNN's tensor-core kernels (``make bench``: precision section).
+            the CPU and for cuDNN's tensor-core kernels (``make bench``: fast_path section).
 
     Shapes: input (B, C, H, W), output (B, num_classes).
 
