@@ -40,18 +40,17 @@ import io
 import json
 import math
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from scipy import stats
 
 from midl.extras import objective
 from midl.io import atomic_write_text
 from midl.provenance import config_differences, result_config
+from midl.reporting.effects import welch_effect
 from midl.reporting.runs import Run, RunKey, collect_runs
 
 DEFAULT_METRICS = ("test/acc", "test/f1", "test/anr_tau", "test/ece")
@@ -352,20 +351,14 @@ def _varying_keys(usable: list[tuple[Run, dict[str, Any], dict[str, str]]],
 
 def welch(metric: str, first: Group, second: Group) -> Difference:
     """``second - first`` of ``metric``'s means with the 95% Welch interval and p-value
-    (``scipy.stats.ttest_ind(equal_var=False)``); interval and p are None with fewer than
-    2 values in a group or no variance in either."""
+    (:func:`midl.reporting.effects.welch_effect`, the claims audit's statistics); interval
+    and p are None with fewer than 2 values in a group."""
     a, b = first.values.get(metric) or [], second.values.get(metric) or []
     if not a or not b:
         return Difference(metric, first, second, None, None, None, None)
-    diff = sum(b) / len(b) - sum(a) / len(a)
-    if len(a) < 2 or len(b) < 2 or (min(a) == max(a) and min(b) == max(b)):
-        return Difference(metric, first, second, diff, None, None, None)
-    with warnings.catch_warnings():  # one group without variance: exact, scipy warns
-        warnings.simplefilter("ignore", RuntimeWarning)
-        test = stats.ttest_ind(b, a, equal_var=False)
-    interval = test.confidence_interval(0.95)
-    return Difference(metric, first, second, diff, float(interval.low), float(interval.high),
-                      float(test.pvalue))
+    effect = welch_effect(b, a)
+    return Difference(metric, first, second, effect.estimate, effect.low, effect.high,
+                      effect.p_value)
 
 
 def _fmt(value: float | None, digits: int = 4, signed: bool = False) -> str:
