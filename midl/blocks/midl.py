@@ -91,6 +91,8 @@ def fp32_linear(layer: nn.Linear, x: Tensor) -> Tensor:
         tensor of shape (..., out_features) in the layer's weight dtype (float32 under
         autocast of a float32 model).
     """
+    if not torch.is_autocast_enabled(x.device.type):  # the plain path: no casts, no context
+        return layer(x)
     with torch.autocast(device_type=x.device.type, enabled=False):
         return layer(x.to(layer.weight.dtype))
 
