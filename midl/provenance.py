@@ -9,19 +9,24 @@ import json
 import os
 import platform
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 
-def git_commit(repo: str | Path | None = None) -> dict[str, str | bool | None]:
+def git_commit(repo: str | Path | None = None, paths: Sequence[str] = ()
+               ) -> dict[str, str | bool | None]:
     """The commit of the midl source tree (``hash``) and whether it had uncommitted changes
     (``dirty``); ``None`` values when it is not a git checkout. Changes under ``results/``
     (what the reports themselves write) do not count: regenerating the tables one after the
-    other would otherwise mark every table after the first as dirty."""
+    other would otherwise mark every table after the first as dirty.
+
+    With ``paths`` (relative to the repository), ``hash`` is the last commit that changed one
+    of them and ``dirty`` says whether they have uncommitted changes: a stamp that stays the
+    same across commits elsewhere (the table reports use it for their own code, so that
+    regenerating a table from the same records gives the same bytes)."""
     repo = Path(repo) if repo is not None else Path(__file__).resolve().parent.parent
 
     def git(*args: str) -> str | None:
@@ -32,6 +37,10 @@ def git_commit(repo: str | Path | None = None) -> dict[str, str | bool | None]:
             return None
         return out.stdout.strip()
 
+    if paths:
+        commit = git("log", "-1", "--format=%H", "--", *paths) or None
+        status = git("status", "--porcelain", "--untracked-files=no", "--", *paths)
+        return {"hash": commit, "dirty": None if status is None else bool(status)}
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"hash": commit, "dirty": None if status is None else bool(status)}
@@ -39,6 +48,8 @@ def git_commit(repo: str | Path | None = None) -> dict[str, str | bool | None]:
 
 def hardware() -> dict[str, object]:
     """The machine a result was measured on: CPU, cores, torch threads and any GPU."""
+    import torch
+
     info: dict[str, object] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -54,6 +65,7 @@ def hardware() -> dict[str, object]:
 def versions() -> dict[str, str]:
     """Versions of Python and the libraries that shape a result."""
     import lightning
+    import torch
     import torchmetrics
 
     return {"python": platform.python_version(), "torch": torch.__version__,

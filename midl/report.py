@@ -52,6 +52,7 @@ from midl.reporting.render import bookkeeping, build_table, csv_text, latex, mar
 from midl.reporting.runs import DuplicateRunError, Run, collect_runs
 from midl.reporting.scales import ScaleError, analysis_seeds, parse_seeds, scale_settings
 from midl.reporting.tables import FIGURES, TABLES, table_names
+from midl.reporting.targets import check_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_REFERENCE = ROOT / "results" / "paper_reference.yaml"
@@ -79,10 +80,15 @@ def infer_scale(runs: list[Run]) -> str:
     return scales[0]
 
 
+REPORT_CODE = ("midl/report.py", "midl/reporting", "results/paper_reference.yaml")
+
+
 def git_state() -> str:
-    """``<commit>`` of the working tree (12 hex digits), with ``+dirty`` if it has uncommitted
-    changes outside ``results/`` (see :func:`midl.provenance.git_commit`)."""
-    commit = git_commit(ROOT)
+    """``<commit>`` (12 hex digits) that last changed the report's code and the paper's
+    numbers (:data:`REPORT_CODE`), with ``+dirty`` if they have uncommitted changes (see
+    :func:`midl.provenance.git_commit`): the same for every commit that leaves them alone, so
+    ``make report`` regenerates a table byte for byte from the same records."""
+    commit = git_commit(ROOT, REPORT_CODE)
     if commit["hash"] is None:
         return "unknown"
     return str(commit["hash"])[:12] + ("+dirty" if commit["dirty"] else "")
@@ -118,7 +124,7 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
         f"- Scale: `{scale}` (configs/scale/{scale}.yaml): " + "; ".join(
             f"{k} {v}" for k, v in settings.items() if k != "name")
         + " (train_size null = the whole split)",
-        f"- Report commit: `{git_state()}`; run commits: "
+        f"- Report code: `{git_state()}`; run commits: "
         f"{', '.join(f'`{c}`' for c in commits) or 'none'}",
         f"- Hardware: {'; '.join(hardware) or 'unknown'}",
         f"- Total training wall time of the counted runs: {wall:.0f} s ({wall / 3600:.2f} h; "
@@ -179,6 +185,9 @@ def report_table(name: str, runs: list[Run], scale: str, out: Path, force: bool,
     result = build_table(spec, runs, parse_seeds(settings["seeds"]), scale,
                          paper if paper is not None else load_paper(), analysis_seeds(settings))
     header = header_lines(scale, settings, result.counted, command)
+    header += [check.line() for check in check_targets(
+        [row.setting for row in spec.rows], settings.get("targets"), runs,
+        parse_seeds(settings["seeds"]), scale)]
     folder = out / scale
     picture = folder / f"{name}.png"
     if picture.exists() and not force:

@@ -1,6 +1,6 @@
 """Measure per-step training and per-sample evaluation cost of the table backbones on this machine.
 
-Used to choose ``configs/scale/cpu.yaml`` (epochs and subset sizes so that every table fits in
+Used to choose ``configs/scale/quick.yaml`` (epochs and subset sizes so that every table fits in
 about two hours on a 2-core CPU). Prints, per (dataset, model, block): set-up time, seconds per
 training step (batch 64, forward + backward + Adam) and seconds per 1,000 evaluated samples, as
 wall time and as process CPU time (CPU time / cores is a load-independent estimate of the wall

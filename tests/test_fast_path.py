@@ -181,12 +181,13 @@ def test_makefile_runs_table_sweeps_one_single_thread_job_per_core():
     assert "local_parallel" not in line and "hydra/launcher=submitit_slurm" in line
 
 
-def test_cpu_scale_precision_follows_the_committed_equivalence_check():
-    """configs/scale/cpu.yaml uses bf16 for a backbone only where results/bench/precision.md
-    adopted the fast path for its measured setting (MNIST MLP -> mlp, CIFAR-10 CNN -> cnn)."""
+@pytest.mark.parametrize("name", ["cpu", "quick"])
+def test_cpu_scale_precision_follows_the_committed_equivalence_check(name):
+    """The CPU scales use bf16 for a backbone only where results/bench/precision.md adopted
+    the fast path for its measured setting (MNIST MLP -> mlp, CIFAR-10 CNN -> cnn)."""
     report = (REPO / "results" / "bench" / "precision.md").read_text()
     decision = report.split("## Decision", 1)[1]
-    scale = yaml.safe_load((CONFIG_DIR / "scale" / "cpu.yaml").read_text())["scale"]
+    scale = yaml.safe_load((CONFIG_DIR / "scale" / f"{name}.yaml").read_text())["scale"]
     for setting, backbone in (("mnist_mlp", "mlp"), ("cifar10_cnn", "cnn")):
         line = next(x for x in decision.splitlines() if x.startswith(f"- {setting}:"))
         adopted = "fast path adopted" in line

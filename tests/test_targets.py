@@ -1,0 +1,50 @@
+"""A scale's accuracy targets (configs/scale/<scale>.yaml ``targets``) are judged from the
+Dropout baseline's counted runs and printed in every table header whose rows use the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from midl import report
+from midl.reporting.runs import collect_runs
+from midl.reporting.scales import scale_settings
+from midl.reporting.targets import check_targets
+from test_run_selection import SCALE, SETTING, make_run
+
+
+def test_target_met_not_met_and_partial_from_counted_baseline_runs(tmp_path):
+    for seed, acc in enumerate((0.97, 0.99)):
+        make_run(tmp_path, f"dropout_{seed}", "dropout", seed=seed, acc=acc)
+    make_run(tmp_path, "midl_0", "midl", seed=0, acc=0.10)         # not the baseline
+    make_run(tmp_path, "dropout_other", "dropout", seed=2, acc=0.10,  # configured otherwise
+             config={"block": {"p": 0.9}})
+    runs = collect_runs([tmp_path])
+    met, = check_targets([SETTING, SETTING], {SETTING: 97.5}, runs, [0, 1], SCALE)
+    assert met.values == pytest.approx((97.0, 99.0)) and met.verdict == "met"
+    assert met.line() == (f"- Accuracy target ({SETTING}, Dropout baseline, test accuracy): "
+                          ">= 97.5%: ours 98.00 ± 1.41 (n = 2 of 2): **met**")
+    missed, = check_targets([SETTING], {SETTING: 98.5}, runs, [0, 1], SCALE)
+    assert missed.verdict == "not met"
+    partial, = check_targets([SETTING], {SETTING: 97.5}, runs, [0, 1, 2], SCALE)
+    assert partial.verdict == "met so far" and len(partial.values) == 2  # seed 2 not counted
+    none, = check_targets([SETTING], {SETTING: 97.5}, runs, [5], SCALE)
+    assert none.verdict == "no baseline runs yet"
+    assert check_targets([SETTING], None, runs, [0], SCALE) == []
+    assert check_targets(["adult_mlp"], {SETTING: 97.5}, runs, [0], SCALE) == []
+    with pytest.raises(ValueError, match=r"targets.mnist_mlp = 197: expected a test accuracy"):
+        check_targets([SETTING], {SETTING: 197}, runs, [0], SCALE)
+
+
+def test_table_header_prints_the_target_line(tmp_path, monkeypatch):
+    make_run(tmp_path, "dropout_0", "dropout", seed=0, acc=0.96)
+    settings = dict(scale_settings(SCALE), targets={SETTING: 97.5})
+    monkeypatch.setattr(report, "scale_settings", lambda name: settings)
+    written = report.report_table("baselines", collect_runs([tmp_path]), SCALE,
+                                  tmp_path / "out", force=False, command="test")
+    text = next(p for p in written if p.suffix == ".md").read_text()
+    assert "ours 96.00 ± 0.00 (n = 1 of 1): **not met**" in text
+
+
+def test_converged_scale_names_the_issue_targets():
+    assert scale_settings("cpu")["targets"] == {
+        "cifar10_cnn": 80.0, "mnist_mlp": 97.5, "adult_mlp": 84.5, "imdb_lstm": 85.0}
