@@ -238,3 +238,30 @@ def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path):
     assert git_commit(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_commit(tmp_path)["dirty"] is True
+
+
+def test_report_stamp_is_the_last_commit_of_the_report_code(tmp_path):
+    """A commit elsewhere leaves the stamp (and so a regenerated table's bytes) unchanged."""
+    import subprocess
+
+    from midl.provenance import git_commit
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c",
+                               "user.email=t@t", *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "report.py").write_text("x = 1\n")
+    (tmp_path / "other.py").write_text("y = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    first = git("rev-parse", "HEAD")
+    (tmp_path / "other.py").write_text("y = 2\n")
+    git("commit", "-qam", "elsewhere")
+    assert git_commit(tmp_path, ["report.py"]) == {"hash": first, "dirty": False}
+    assert git_commit(tmp_path)["hash"] != first
+    (tmp_path / "report.py").write_text("x = 2\n")
+    assert git_commit(tmp_path, ["report.py"]) == {"hash": first, "dirty": True}
+    git("commit", "-qam", "report changed")
+    assert git_commit(tmp_path, ["report.py"])["hash"] == git("rev-parse", "HEAD")
