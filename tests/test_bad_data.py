@@ -1,4 +1,4 @@
-"""Bad data gets a clear error naming the file (issue 17, item 5): labels outside
+"""Bad data gets a clear error naming the file: labels outside
 [0, num_classes) in CIFAR and MNIST files, Adult CSV files that lack a column."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`python -m midl.bench --smoke` produces every field (issue 7). No timing thresholds."""
+"""`python -m midl.bench --smoke` produces every field. No timing thresholds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Baseline and ablation blocks (issue 4): shapes, gradients, auxiliary losses, the published
+"""Baseline and ablation blocks: shapes, gradients, auxiliary losses, the published
 formulas (checked against independent computations), configs, errors, and the CNN channel slot."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every baseline and ablation block learns MNIST in (part of) one epoch (issue 4).
+"""Every baseline and ablation block learns MNIST in (part of) one epoch.
 
 Skipped without the real MNIST files (set MIDL_DATA_DIR). MID-L itself is covered by
 ``tests/test_training.py::test_mnist_mlp_midl_one_epoch_reaches_95_percent``.

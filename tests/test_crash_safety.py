@@ -1,4 +1,4 @@
-"""No crash leaves a run stuck or loses what it had (issue 17, item 4): checkpoints written
+"""No crash leaves a run stuck or loses what it had: checkpoints written
 atomically and verified before a resume, last.ckpt every epoch, resumed curves appended, a
 corrupt metrics.json redone, one process per run folder. Process faults use real processes
 and wait on events (a file the run writes), never on a time."""

@@ -1,5 +1,5 @@
 """MID-L's fused path (one GEMM for the projections that read x, lerp interpolation) against
-the reference formulation, for the same weights (issue 7)."""
+the reference formulation, for the same weights."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A table cell takes exactly the runs of the table's configuration (issue 17, item 1): runs
+"""A table cell takes exactly the runs of the table's configuration: runs
 found under a cell's key but configured otherwise are listed as not counted, two records of
 one configuration and seed are an error, records without a hash are read from their config."""
 

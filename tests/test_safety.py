@@ -1,5 +1,5 @@
 """No file midl reads can run code, and no secret from the environment reaches a run's folder
-name, record or logs (issue 17, item 3)."""
+name, record or logs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A stale result is never reused (issue 17, item 2): a finished run or a checkpoint is reused
+"""A stale result is never reused: a finished run or a checkpoint is reused
 only when its recorded configuration hash equals the current one; otherwise the run refuses,
 naming the differing settings and how to proceed."""
 
