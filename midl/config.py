@@ -1,12 +1,17 @@
-"""Hydra/OmegaConf helpers: the resolvers used in ``configs/hydra/`` and config validation."""
+"""Hydra/OmegaConf helpers: the resolvers and the callback used in ``configs/hydra/``, and
+config validation."""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from midl.secrets import redact_secrets
@@ -56,6 +61,27 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+
+class KeepSweepConfig(Callback):
+    """Hydra callback (``hydra.callbacks`` in ``configs/hydra/default.yaml``): every sweep
+    keeps its own copy of the sweep config, ``<sweep dir>/multirun.<local time>.yaml``.
+
+    Hydra's sweeper writes ``<sweep dir>/multirun.yaml`` when a sweep starts, so the next
+    sweep of the same task (same folder) overwrites it; the copy written here, from the same
+    config and at the same moment, is never overwritten (a ``-N`` suffix is added when two
+    sweeps start in the same second). ``multirun.yaml`` stays the latest sweep's.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+        path, n = sweep_dir / f"multirun.{stamp}.yaml", 1
+        while path.exists():
+            path, n = sweep_dir / f"multirun.{stamp}-{n}.yaml", n + 1
+        OmegaConf.save(config, path)
+        logging.getLogger(__name__).info("sweep config kept as %s", path)
 
 
 class ConfigError(ValueError):

@@ -343,7 +343,7 @@ def save_analysis(run_dir: Path, eval_name: str, result: dict[str, Any]) -> Path
     with _locked(run_dir / ".metrics.json.lock"):
         record = json.loads(path.read_text()) if path.exists() else {}
         record.setdefault("analysis", {})[eval_name] = result
-        atomic_write_json(path, record)
+        atomic_write_json(path, record, one_line_lists=True)
         save_run_record(run_dir, record, only_if_exists=True)
     return path
 

@@ -2,6 +2,9 @@
 
 - :func:`start_run`: called by ``midl.train`` once the config is composed; with
   ``extras.print_config: true`` (the default) it prints the composed config as a tree.
+- :func:`quiet_console`: called by ``midl.train`` once Lightning is loaded; silences the
+  console noise that says nothing about the run (:data:`SILENCED_WARNINGS`, Lightning's tip
+  banner, a second copy of each Lightning log line, a repeated checksum warning).
 - :func:`objective`: the number ``midl.train`` returns to a Hydra sweeper (Optuna), named by
   the config's ``optimized_metric`` (``configs/hparams_search/``); :func:`best_validation`
   records the best validation score it can be.
@@ -11,7 +14,9 @@ Nothing here imports torch: the tree is printed before anything heavy is loaded.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -66,6 +71,57 @@ def start_run(cfg: DictConfig) -> None:
         return
     if extras.get("print_config", False):
         print_config_tree(cfg)
+
+
+# Warnings silenced in a run (regular expressions matched against the start of the message).
+SILENCED_WARNINGS: tuple[str, ...] = (
+    # short epochs are intended (debug, smoke, low-data); the epoch-level curves are logged
+    r"The number of training batches \(\d+\) is smaller than the logging interval",
+    # Lightning's own call of torch's deprecated pytree API, once per run (not ours to fix)
+    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+)
+# Lightning log lines dropped (start of the message): its advertisement for litlogger
+SILENCED_LOG_LINES: tuple[str, ...] = ("💡 Tip:",)
+
+
+class _DropLines(logging.Filter):
+    """Drops log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: Sequence[str]) -> None:
+        super().__init__()
+        self.prefixes = tuple(prefixes)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.prefixes)
+
+
+def quiet_console() -> None:
+    """Silence what a run's console need not show (idempotent; call after Lightning is
+    imported, as ``midl.train`` does):
+
+    - the warnings of :data:`SILENCED_WARNINGS` (``warnings.filterwarnings``);
+    - :class:`midl.data.formats.ChecksumWarning` once per process and message (a data module
+      set up again in the same run, e.g. by an analysis, does not repeat it);
+    - Lightning's log lines of :data:`SILENCED_LOG_LINES` (a ``logging.Filter`` on its
+      rank-zero loggers);
+    - Lightning's own console handler, when the root logger has handlers (Hydra's): then
+      each Lightning message is printed once, by Hydra's handlers (and kept in the job's
+      ``.log`` file), instead of twice.
+    """
+    from midl.data.formats import ChecksumWarning
+
+    for pattern in SILENCED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    warnings.filterwarnings("once", category=ChecksumWarning)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropLines) for f in logger.filters):
+            logger.addFilter(_DropLines(SILENCED_LOG_LINES))
+    if logging.getLogger().hasHandlers():
+        package = logging.getLogger("lightning")
+        for handler in list(package.handlers):
+            if type(handler) is logging.StreamHandler:
+                package.removeHandler(handler)
 
 
 def best_validation(trainer: Any) -> dict[str, float]:

@@ -51,9 +51,32 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically (see :func:`atomic_write_text`)."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+def readable_json(obj: Any, indent: int = 2) -> str:
+    """``obj`` as indented JSON in which every list of plain values (numbers, strings,
+    booleans, nulls) stands on one line: a run's ``metrics.json`` with a 1,000-entry index
+    list or per-neuron arrays stays a page a person can scroll. ``json.loads`` reads it back
+    to the same object as ``json.dumps(obj)`` would give."""
+    def render(node: Any, depth: int) -> str:
+        pad, inner = " " * (indent * depth), " " * (indent * (depth + 1))
+        if isinstance(node, dict) and node:
+            items = [f"{inner}{json.dumps(str(k))}: {render(v, depth + 1)}"
+                     for k, v in node.items()]
+            return "{\n" + ",\n".join(items) + f"\n{pad}}}"
+        if isinstance(node, (list, tuple)) and node and any(
+                isinstance(v, (dict, list, tuple)) for v in node):
+            return ("[\n" + ",\n".join(f"{inner}{render(v, depth + 1)}" for v in node)
+                    + f"\n{pad}]")
+        return json.dumps(node, default=str)
+    return render(obj, 0)
+
+
+def atomic_write_json(path: str | Path, obj: Any, one_line_lists: bool = False) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically (see :func:`atomic_write_text`);
+    with ``one_line_lists``, lists of plain values stand on one line (:func:`readable_json`,
+    used for ``metrics.json``)."""
+    text = (readable_json(obj) if one_line_lists
+            else json.dumps(obj, indent=2, sort_keys=False, default=str))
+    return atomic_write_text(path, text + "\n")
 
 
 def file_digest(path: str | Path) -> dict[str, int | str]:

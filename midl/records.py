@@ -112,6 +112,25 @@ def live_job() -> dict[str, Any] | None:
             "choices": _groups(OmegaConf.to_container(hydra.runtime.choices))}
 
 
+def debug_choice(metrics: Mapping[str, Any] | None,
+                 job: Mapping[str, Any] | None = None) -> str | None:
+    """The debug config a run was made with (``debug=fdr`` gives ``"fdr"``), None for a real
+    run: the ``debug`` key of its ``metrics.json`` or record, else the ``debug`` choice of
+    its Hydra job (``job``, else the record's ``job``: runs written before the key existed).
+
+    A debug run (``configs/debug/``) keeps its ``metrics.json`` in its own folder, but never
+    gets a run record and is never counted by a report (:func:`save_run_record`,
+    ``midl.reporting.runs.collect_runs``, ``midl.summarize``).
+    """
+    metrics = metrics or {}
+    if metrics.get("debug"):
+        return str(metrics["debug"])
+    job = job if job is not None else metrics.get("job")
+    choices = job.get("choices") if isinstance(job, Mapping) else None
+    chosen = choices.get("debug") if isinstance(choices, Mapping) else None
+    return str(chosen) if chosen else None
+
+
 def _groups(choices: Any) -> dict[str, Any]:
     """The config-group choices of a job without Hydra's own (``hydra``, ``hydra/...``)."""
     return {k: v for k, v in dict(choices or {}).items()
@@ -319,8 +338,8 @@ def save_run_record(run_dir: str | Path, metrics: Mapping[str, Any] | None = Non
                     only_if_exists: bool = False) -> Path | None:
     """Write the record of the finished run in ``run_dir`` (its ``metrics.json``, or
     ``metrics`` if given) to :func:`record_path` and return that path; None when the run
-    belongs to no scale or is not finished. ``job`` is the run's Hydra job (default: its
-    ``.hydra/``, else the job of the record it replaces).
+    belongs to no scale, is not finished, or is a debug run (:func:`debug_choice`). ``job``
+    is the run's Hydra job (default: its ``.hydra/``, else the job of the record it replaces).
 
     With ``only_if_missing``, an existing complete record of the same ``config_hash`` is
     kept as it is (a committed record is not rewritten by a rerun that skipped). With
@@ -339,14 +358,20 @@ def save_run_record(run_dir: str | Path, metrics: Mapping[str, Any] | None = Non
     path = record_path(metrics["config"], run_dir)
     if path is None:
         return None
+    if job is None:  # the run folder's .hydra/ (else, below, what an existing record knew)
+        job = job_of(run_dir)
+    if debug_choice(metrics, job) is not None:
+        log.info("%s is a debug run (debug=%s): it gets no run record", run_dir,
+                 debug_choice(metrics, job))
+        return None
     existing = read_record(path)
     if only_if_exists and existing is None:
         return None
     if (only_if_missing and existing is not None
             and existing.get("config_hash") == metrics.get("config_hash")):
         return path
-    if job is None:  # the run folder's .hydra/, else what the existing record knew
-        job = job_of(run_dir) or (existing or {}).get("job")
+    if job is None:
+        job = (existing or {}).get("job")
     record, arrays = compact(metrics, run_dir, job)
     write_record(path, record, arrays)
     log.info("wrote the run's record %s", path)

@@ -8,6 +8,9 @@ result that may be reused, and what a killed process left behind.
   corrupt or empty (then set aside as ``metrics.json.corrupt-<time>``, so the run is redone and
   the report lists it); leftovers of an interrupted atomic write (``.metrics.json.*.tmp``)
   are removed.
+- :func:`twin_folder`, :func:`adopt_twin`: a single run (``<task>/runs/<name>``) and a
+  one-job sweep (``<task>/multirun/<name>``) of the same overrides find each other's
+  finished result.
 - :func:`stale_message`: why a recorded result or checkpoint is not reused when its
   result-relevant settings differ from the current ones, and how to proceed.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +29,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from midl.io import atomic_write_text
+from midl.io import atomic_write_json, atomic_write_text
+from midl.provenance import config_hash
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +135,54 @@ def finished_record(folder: str | Path) -> dict[str, Any] | None:
     if not isinstance(record, dict) or not isinstance(record.get("test"), dict):
         set_aside(path, "holds no test metrics; the run is redone")
         return None
+    return record
+
+
+def twin_folder(folder: str | Path) -> Path | None:
+    """The folder the same overrides get in the other mode of Hydra's folder layout
+    (``configs/hydra/default.yaml``): ``<task>/multirun/<name>`` for the single run
+    ``<task>/runs/<name>`` and the reverse; None for a folder outside that layout (e.g. one
+    named with ``hydra.run.dir=...``)."""
+    folder = Path(folder)
+    other = {"runs": "multirun", "multirun": "runs"}.get(folder.parent.name)
+    return folder.parent.parent / other / folder.name if other else None
+
+
+def adopt_twin(folder: str | Path, settings_hash: str) -> dict[str, Any] | None:
+    """Take over the finished result of ``folder``'s twin (:func:`twin_folder`) if it was
+    made with the same settings; return the adopted record, else None (nothing changed).
+
+    The twin is only read: its ``metrics.json`` counts if it holds test metrics, is not a
+    debug run's and its settings hash (:func:`midl.provenance.config_hash` of its resolved
+    ``config``) is ``settings_hash``. Its top-level files
+    that ``folder`` lacks (side results such as ``cifar10c_severity3.json``, figures; not its
+    log, lock or ``error.txt``) are copied, then ``metrics.json`` with ``copied_from`` naming
+    the twin, written last and atomically. Checkpoints stay in the twin, where the record's
+    ``tested_checkpoint`` points.
+    """
+    folder = Path(folder)
+    twin = twin_folder(folder)
+    if twin is None or not (twin / "metrics.json").is_file():
+        return None
+    try:
+        record = json.loads((twin / "metrics.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if (not isinstance(record, dict) or not isinstance(record.get("test"), dict)
+            or not isinstance(record.get("config"), dict) or record.get("debug")):
+        return None
+    if config_hash(record["config"]) != settings_hash:
+        log.info("%s holds a result of other settings: not adopted", twin)
+        return None
+    for path in sorted(twin.iterdir()):
+        if (not path.is_file() or path.name.startswith(".") or path.suffix == ".log"
+                or path.name in ("metrics.json", "error.txt") or (folder / path.name).exists()):
+            continue
+        shutil.copy2(path, folder / path.name)
+    record = {**record, "copied_from": str(twin)}
+    atomic_write_json(folder / "metrics.json", record, one_line_lists=True)
+    log.info("the finished run %s has the same settings (config hash %s): its result is "
+             "copied here, not retrained (force=true retrains)", twin, settings_hash)
     return record
 
 

@@ -50,6 +50,7 @@ import yaml
 from midl.extras import objective
 from midl.io import atomic_write_text
 from midl.provenance import config_differences, result_config
+from midl.records import debug_choice
 from midl.reporting.effects import welch_effect
 from midl.reporting.runs import Run, RunKey, collect_runs
 
@@ -230,6 +231,9 @@ def summarize(runs: list[Run], by: Sequence[str] | None = None,
             reason = {"failed": "failed (error.txt)"}.get(run.status,
                                                          "incomplete (no test metrics)")
             excluded.append(Excluded(run, reason + (f"; {run.note}" if run.note else "")))
+        elif (debug := debug_choice(run.record)
+                       or debug_choice({}, {"choices": choices(run)})) is not None:
+            excluded.append(Excluded(run, f"a debug run (debug={debug}): never counted"))
         elif not isinstance(config, dict) or not config:
             excluded.append(Excluded(run, "has no resolved config in metrics.json"))
         else:

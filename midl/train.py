@@ -11,8 +11,10 @@ Usage (after ``make install``; works from any working directory)::
 Each run writes into its output directory (``outputs/<task_name>/runs/<time>/`` or, in a sweep,
 ``outputs/<task_name>/multirun/<swept values>/``): ``.hydra/`` (the composed config),
 ``csv/metrics.csv`` (the logged curves), ``checkpoints/`` and, after testing, ``metrics.json``
-(test metrics, resolved config, seed, commit, hardware, wall time), written atomically. A run
-whose ``metrics.json`` already exists is not redone unless ``force=true``.
+(first the test metrics, ``"test": {"test/acc": ...}``, as printed at the end of the run;
+then the resolved config, seed, commit, hardware, wall time), written atomically. A run
+whose ``metrics.json`` already exists is not redone unless ``force=true``; a debug run
+(``debug=...``) writes ``metrics.json`` but no run record, and no report counts it.
 """
 
 from __future__ import annotations
@@ -25,21 +27,17 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-import lightning.pytorch as pl
 from hydra.utils import instantiate
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from midl.checkpoints import AtomicCheckpointIO, ConfigStamp, resume_checkpoint
+# Nothing imported at module level loads torch or Lightning: `--help` and a config error
+# answer once Hydra has composed the config; the training stack is imported inside train().
 from midl.config import register_resolvers, validate
-from midl.data.base import InMemoryDataModule
-from midl.extras import best_validation, objective, start_run
-from midl.io import atomic_write_json, atomic_write_text
-from midl.loggers import AppendingCSVLogger
-from midl.module import ClassificationModule
+from midl.extras import best_validation, objective, quiet_console, start_run
+from midl.io import atomic_write_json, atomic_write_text, readable_json
 from midl.provenance import (
     config_differences,
     config_hash,
@@ -48,15 +46,22 @@ from midl.provenance import (
     result_config,
     versions,
 )
-from midl.records import live_job, read_record, record_path, save_run_record
+from midl.records import debug_choice, live_job, read_record, record_path, save_run_record
 from midl.run_folder import (
     RunRefusedError,
     StaleResultError,
+    adopt_twin,
     finished_record,
     run_lock,
     stale_message,
 )
 from midl.secrets import redact_secrets
+
+if TYPE_CHECKING:
+    import lightning.pytorch as pl
+
+    from midl.data.base import InMemoryDataModule
+    from midl.module import ClassificationModule
 
 log = logging.getLogger(__name__)
 register_resolvers()
@@ -77,6 +82,8 @@ def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> Classificat
     """The Lightning module of ``cfg`` (model with its block, optimizer) for a set-up data
     module; with ``compile: true`` the network is compiled in place (``nn.Module.compile``,
     so checkpoints keep their parameter names)."""
+    from midl.module import ClassificationModule
+
     shape_kwargs: dict[str, Any] = {"input_shape": datamodule.input_shape,
                                     "num_classes": datamodule.num_classes}
     if datamodule.vocab_size is not None:
@@ -130,7 +137,11 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     (:func:`midl.run_folder.finished_record`). Without a finished ``metrics.json``, the run's
     committed record (:func:`midl.records.record_path`, e.g. ``results/runs/<scale>/...``) is
     reused by the same rule; an incomplete record (:func:`midl.records.read_record`) counts
-    as none. A reused ``metrics.json`` whose record is missing gets one.
+    as none. A reused ``metrics.json`` whose record is missing gets one. Before the committed
+    record, the finished run of the same overrides in the other folder mode is looked at (a
+    single run ``<task>/runs/<name>`` for a sweep job ``<task>/multirun/<name>`` and the
+    reverse): with the same settings, its result is copied here and reused
+    (:func:`midl.run_folder.adopt_twin`); with other settings it is left alone.
 
     Raises:
         StaleResultError: the record was made with other settings; the message names the
@@ -139,10 +150,14 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     """
     record, where = finished_record(output_dir), f"The finished run in {output_dir}"
     current = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
+    if cfg.get("force", False):
+        return None
+    if record is None and (adopted := adopt_twin(output_dir, config_hash(current))):
+        return finish_run(cfg, output_dir, adopted, only_if_missing=True)
     committed = record_path(current, output_dir)
-    if record is None and committed is not None and not cfg.get("force", False):
+    if record is None and committed is not None and debug_choice({}, live_job()) is None:
         record, where = read_record(committed), f"The committed run record {committed}"
-    if record is None or cfg.get("force", False):
+    if record is None:
         return None
     recorded = record.get("config")
     if not isinstance(recorded, dict) or config_hash(recorded) != config_hash(current):
@@ -196,11 +211,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     result_path = output_dir / "metrics.json"
-    cheap_cuda_checks()
     if (record := existing_result(output_dir, cfg)) is not None:
         return record
+    validate(cfg)  # a bad value fails before torch and Lightning are loaded
 
-    validate(cfg)
+    import lightning.pytorch as pl
+
+    from midl.checkpoints import AtomicCheckpointIO, ConfigStamp, resume_checkpoint
+    from midl.loggers import AppendingCSVLogger
+
+    quiet_console()
+    cheap_cuda_checks()
     resolved = redact_secrets(OmegaConf.to_container(cfg, resolve=True))
     run_hash, run_settings = config_hash(resolved), result_config(resolved)
     # before anything is built: a checkpoint of other settings refuses the run at once
@@ -241,13 +262,15 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     # Test sets made of several parts (CIFAR-10-C: 15 corruptions) also report each part.
     per_part = (datamodule.evaluate(module.net, device=module.device)
                 if callable(getattr(datamodule, "evaluate", None)) else None)
-    record = redact_secrets({
-        "task_name": cfg.task_name,
-        "seed": cfg.seed,
+    debug = debug_choice({}, live_job())  # debug=fdr|limit|...: never a record (midl.records)
+    record = redact_secrets({  # the test metrics first, as the console shows them (main)
         "test": test_metrics,
-        "tested_checkpoint": ckpt_path or "final weights",
         "best_val": best_validation(trainer),  # e.g. {"val/acc": ...} of the best checkpoint
         **({"test_parts": per_part} if per_part is not None else {}),
+        "task_name": cfg.task_name,
+        "seed": cfg.seed,
+        **({"debug": debug} if debug else {}),
+        "tested_checkpoint": ckpt_path or "final weights",
         "epochs_trained": trainer.current_epoch,
         "resumed_from": resume_from,
         "data": datamodule.summary(),
@@ -260,9 +283,8 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "config_hash": run_hash,        # midl.provenance.config_hash of the settings below
         "result_config": run_settings,  # the settings that change a result
     })  # no secret from the environment reaches the record (midl/secrets.py)
-    atomic_write_json(result_path, record)
+    atomic_write_json(result_path, record, one_line_lists=True)
     record = finish_run(cfg, output_dir, record)  # analyses, then results/runs/<scale>/...
-    log.info("test metrics: %s", json.dumps(test_metrics))
     log.info("wrote %s", result_path)
     return record
 
@@ -282,6 +304,8 @@ def main(cfg: DictConfig) -> float | None:
     pre-empted by SIGTERM saves ``last.ckpt`` (see ``midl.callbacks.PreemptionCheckpoint``) and
     exits with status 143. A later successful rerun removes the stale ``error.txt``.
     """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     output_dir = Path(cfg.paths.output_dir)
     start_run(cfg)  # extras: print the config tree (extras.print_config)
     try:
@@ -296,7 +320,9 @@ def main(cfg: DictConfig) -> float | None:
         log.error("run failed; traceback in %s", record_failure(output_dir, error))
         raise
     (output_dir / "error.txt").unlink(missing_ok=True)
-    print(json.dumps({"output_dir": cfg.paths.output_dir, **record["test"]}, indent=2))
+    # the test metrics as they open metrics.json: {"test": {"test/acc": ...}, "best_val": ...}
+    print(readable_json({"output_dir": cfg.paths.output_dir, "test": record["test"],
+                         "best_val": record.get("best_val", {})}))
     return objective(record, cfg.get("optimized_metric"))  # test/acc unless a search says
 
 

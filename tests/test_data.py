@@ -126,10 +126,17 @@ def test_missing_dataset_error_names_folder_and_fix(tmp_path):
 def test_cifar10_module_on_fixture_warns_on_checksum(tmp_path):
     make_cifar10(tmp_path)
     dm = CIFAR10DataModule(data_dir=str(tmp_path), val_size=6, batch_size=16)
-    with pytest.warns(ChecksumWarning, match="data_batch_1: MD5"):
+    with pytest.warns(ChecksumWarning, match="data_batch_1: MD5") as caught:
         dm.setup()
     assert len(dm.train_set) == 54 and len(dm.val_set) == 6 and len(dm.test_set) == 12
     assert dm.mean.shape == (1, 3, 1, 1)
+    # one warning for the dataset, naming each of its six files, not one warning per file
+    checksum = [w for w in caught if issubclass(w.category, ChecksumWarning)]
+    assert len(checksum) == 1
+    text = str(checksum[0].message)
+    assert all(f"{name}: MD5" in text for name in
+               [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])
+    assert "these 6 files are not the published originals" in text
 
 
 def test_validation_slice_is_fixed_by_split_seed_not_model_seed():

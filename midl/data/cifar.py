@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from midl.data.base import InMemoryDataModule, Splits, random_crop_flip
-from midl.data.formats import check_md5, read_cifar_batch
+from midl.data.formats import check_md5s, read_cifar_batch
 
 
 class CIFAR10DataModule(InMemoryDataModule):
@@ -59,9 +59,8 @@ class CIFAR10DataModule(InMemoryDataModule):
 
     def _read(self, files: list[list[str]]) -> tuple[Tensor, Tensor]:
         images, labels = [], []
-        for name, md5 in files:
+        for name, _ in files:
             path = self.data_dir / self.folder / name
-            check_md5(path, md5)
             x, y = read_cifar_batch(path, label_key=self.label_key,
                                     num_classes=self.num_classes)
             images.append(x)
@@ -76,6 +75,7 @@ class CIFAR10DataModule(InMemoryDataModule):
         if not all((root / n).exists() for n in names):
             raise self.missing(root, names,
                                "pass data.download=true to fetch it with torchvision")
+        check_md5s([(root / name, md5) for name, md5 in train_list + test_list])
         return Splits(*self._read(train_list), *self._read(test_list))
 
     def augment_batch(self, x: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import pickle
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -164,29 +165,33 @@ def md5sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def check_md5(path: str | Path, expected: str | None) -> bool:
-    """Compare a file's MD5 with its published value; warn, never fail, on a mismatch.
-
-    Args:
-        path: the file.
-        expected: the published hex MD5, or ``None`` when none is published (no check).
+def check_md5s(files: Iterable[tuple[str | Path, str | None]], stacklevel: int = 2
+               ) -> list[Path]:
+    """Compare several files of one dataset with their published MD5s (``(path, md5)``
+    pairs; ``None``: nothing published, not checked) and warn once for all that differ.
 
     Returns:
-        True when the digest matches, False when it differs or nothing was checked.
+        The files whose digest differs (empty when all match).
 
     Warns:
-        ChecksumWarning: naming the file, both digests, and that the file is used anyway
-        (e.g. the offline CIFAR-10 rebuild without per-image ``filenames``).
+        ChecksumWarning: one warning naming every differing file with both digests, and that
+        the files are used anyway (CIFAR-10's six batches give one warning, not six).
     """
-    if expected is None:
-        return False
-    actual = md5sum(path)
-    if actual != expected:
-        warnings.warn(f"{path}: MD5 {actual} differs from the published {expected}; "
-                      "the file is not the published original (for example a subset or a "
-                      "rebuild); using it anyway", ChecksumWarning, stacklevel=2)
-        return False
-    return True
+    differing, named = [], []
+    for path, expected in files:
+        if expected is None:
+            continue
+        actual = md5sum(path)
+        if actual != expected:
+            differing.append(Path(path))
+            named.append(f"{path}: MD5 {actual} differs from the published {expected}")
+    if differing:
+        what = ("the file is not the published original" if len(differing) == 1 else
+                f"these {len(differing)} files are not the published originals")
+        warnings.warn(f"{'; '.join(named)}; {what} (for example a subset or a rebuild); "
+                      f"using {'it' if len(differing) == 1 else 'them'} anyway",
+                      ChecksumWarning, stacklevel=stacklevel + 1)
+    return differing
 
 
 def read_idx(path: str | Path) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from midl.data.base import InMemoryDataModule, Splits
-from midl.data.formats import check_labels, check_md5, read_idx
+from midl.data.formats import check_labels, check_md5s, read_idx
 
 _FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -60,8 +60,8 @@ class MNISTDataModule(InMemoryDataModule):
 
         published = dict(MNIST.resources)  # {file name: md5} of the .gz files
         arrays = {}
+        check_md5s([(path, published.get(path.name)) for path in paths.values()])
         for key, path in paths.items():
-            check_md5(path, published.get(path.name))
             array = read_idx(path)
             if key.startswith("y_"):
                 check_labels(path, array, self.num_classes)

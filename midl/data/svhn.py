@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from midl.data.base import InMemoryDataModule, Splits
-from midl.data.formats import check_md5, read_svhn_mat
+from midl.data.formats import check_md5s, read_svhn_mat
 
 # file name -> published MD5 (the values torchvision's SVHN class checks).
 _FILES = {"train": ("train_32x32.mat", "e26dedcc434d2e4c54c9b2d4a06d8373"),
@@ -53,8 +53,8 @@ class SVHNDataModule(InMemoryDataModule):
             raise self.missing(root, names,
                                "pass data.download=true to fetch it with torchvision")
         arrays = []
-        for name, md5 in _FILES.values():
-            check_md5(root / name, md5)
+        check_md5s([(root / name, md5) for name, md5 in _FILES.values()])
+        for name, _ in _FILES.values():
             x, y = read_svhn_mat(root / name)
             arrays += [torch.from_numpy(x), torch.from_numpy(y)]
         return Splits(*arrays)

@@ -21,7 +21,8 @@ A committed run record (``results/runs/<scale>/<task_name>/<run folder>.json``,
 :mod:`midl.records`) is read as a complete run too (:func:`read_record_run`; its ``path`` is
 the record's file, its key comes from the Hydra job it recorded), so the tables can be made
 from ``results/runs/`` alone. A run present both as a folder and as a record is one run: the
-folder, when it is complete, else the record.
+folder, when it is complete, else the record. Debug runs (``debug=fdr|limit|overfit|profiler``)
+are never read as runs.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from midl.provenance import config_differences, config_hash
-from midl.records import find_records, read_record
+from midl.records import debug_choice, find_records, read_record
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
@@ -159,13 +160,15 @@ def run_key(overrides: dict[str, str], choices: dict[str, Any]) -> RunKey | None
 
 
 def read_run(path: Path) -> Run | None:
-    """Read one run folder; None if it is not a run of a table sweep (no setting/seed)."""
+    """Read one run folder; None if it is not a run of a table sweep (no setting/seed) or is
+    a debug run (``debug=...``, :func:`midl.records.debug_choice`: never counted)."""
     try:
         overrides = _overrides(path)
     except (OSError, yaml.YAMLError):
         return None
-    key = run_key(overrides, _choices(path))
-    if key is None:
+    choices = _choices(path)
+    key = run_key(overrides, choices)
+    if key is None or choices.get("debug") or "debug" in overrides:
         return None
     record: dict[str, Any] = {}
     status, note = "incomplete", ""
@@ -180,6 +183,8 @@ def read_run(path: Path) -> Run | None:
     set_aside = sorted(path.glob("metrics.json.corrupt-*"))
     if not note and set_aside:
         note = f"corrupt metrics.json set aside as {set_aside[-1].name}; not redone yet"
+    if debug_choice(record) is not None:
+        return None
     if record.get("test"):
         status = "complete"
     elif (path / "error.txt").exists():
@@ -189,10 +194,10 @@ def read_run(path: Path) -> Run | None:
 
 def read_record_run(path: Path) -> Run | None:
     """A committed run record (:func:`midl.records.read_record`) as a complete run; None if
-    the record is incomplete (cut short, its companion arrays missing) or not of a table
-    sweep's job."""
+    the record is incomplete (cut short, its companion arrays missing), not of a table
+    sweep's job, or of a debug run (written before debug runs stopped getting records)."""
     record = read_record(path)
-    if record is None:
+    if record is None or debug_choice(record) is not None:
         return None
     job = record.get("job") or {}
     overrides = {}
