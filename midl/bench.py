@@ -602,13 +602,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def save(result: dict[str, Any], out: Path | None) -> str:
+    """Write ``result`` to ``out`` (atomically) and return the line that says so; with
+    ``out=None`` (``--smoke`` without ``--out``: a check that every section runs, not a
+    measurement) write nothing and return the line that says that."""
+    if out is None:
+        return ("smoke run: nothing saved (tiny sizes, one round: the timings mean nothing); "
+                "without --smoke the results go to results/bench/<device>.json (or --out)")
+    atomic_write_json(out, result)
+    return f"wrote {out}"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     result = run_benchmarks(args)
-    if args.out is not None:
-        atomic_write_json(args.out, result)
-        print(f"\nwrote {args.out}")
     print(result["load_after"])
+    print(f"\n{save(result, args.out)}")
     return result
 
 

@@ -79,3 +79,14 @@ def test_gemm_floor_shapes_follow_the_layer():
     from midl.blocks import MIDLayer
 
     assert bench.midl_gemms(MIDLayer(8, rank=3)) == [(8, 8), (8, 3), (3, 8), (8, 8), (8, 8)]
+
+
+def test_a_smoke_bench_without_out_saves_nothing_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = bench.parse_args(["--smoke", "--device", "cpu"])
+    assert args.out is None  # the committed results/bench/<device>.json is never touched
+    line = bench.save({"smoke": True}, args.out)
+    assert line.startswith("smoke run: nothing saved") and not any(tmp_path.iterdir())
+    out = tmp_path / "b.json"
+    assert bench.save({"smoke": True}, out) == f"wrote {out}"
+    assert json.loads(out.read_text()) == {"smoke": True}
