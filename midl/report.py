@@ -50,7 +50,8 @@ from midl.provenance import git_commit
 from midl.reporting.plots import plot_table
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown
 from midl.reporting.runs import DuplicateRunError, Run, collect_runs
-from midl.reporting.scales import ScaleError, analysis_seeds, parse_seeds, scale_settings
+from midl.reporting.scales import (ANALYSIS_KEYS, ScaleError, analysis_seeds, parse_seeds,
+                                   scale_settings)
 from midl.reporting.tables import FIGURES, TABLES, table_names
 from midl.reporting.targets import check_targets
 
@@ -133,11 +134,14 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
         f"- Sweeps: {', '.join(f'`python -m midl.train {s}`' for s in sweeps) or 'none'}",
     ]
     lines += [f"- Data: {n}" for n in data_notes]
-    recorded = _distinct(counted, lambda r: json.dumps(r.record["config"]["scale"],
-                                                       sort_keys=True))
-    if recorded and recorded != [json.dumps(settings, sort_keys=True)]:
-        lines.append("- WARNING: the counted runs were made with other scale settings than "
-                     f"configs/scale/{scale}.yaml now holds: {'; '.join(recorded)}")
+    def analysis_settings(scale_node: dict[str, Any]) -> str:
+        return json.dumps({k: scale_node.get(k) for k in ANALYSIS_KEYS}, sort_keys=True)
+
+    recorded = _distinct(counted, lambda r: analysis_settings(r.record["config"]["scale"]))
+    if recorded and recorded != [analysis_settings(settings)]:
+        lines.append("- WARNING: the counted runs' analyses were made with other scale "
+                     f"settings than configs/scale/{scale}.yaml now holds: "
+                     f"{'; '.join(recorded)}")
     return lines
 
 

@@ -1,10 +1,12 @@
 """Epochs for a scale from one-seed pilot runs: where validation accuracy stopped improving.
 
 Reads each pilot run's logged curve (``<run>/csv/metrics.csv``, one ``val/acc`` per epoch) and
-prints it with the chosen epochs: the first epoch E after which the best validation accuracy
-so far improves by less than ``--min-gain`` points within the next ``--window`` epochs (the
-curve must extend ``--window`` epochs beyond E; otherwise "still improving"). Used for
-``configs/scale/cpu.yaml`` (its comment gives the curves and the choices).
+prints it with the chosen epochs: the epoch at which early stopping with patience
+``--window`` epochs and a minimum gain of ``--min-gain`` points would have stopped the pilot,
+i.e. E + window for the first E after which the best validation accuracy so far improves by
+less than ``--min-gain`` points within the next ``--window`` epochs ("still improving" if the
+curve is too short to tell). Used for ``configs/scale/cpu.yaml`` (its comment gives the
+curves and the choices); the runs then test their best val/acc checkpoint.
 
     python scripts/pilot_epochs.py outputs/pilot_cifar10_cnn/runs/*/ [--window 10 --min-gain 0.5]
 """
@@ -30,13 +32,15 @@ def val_curve(run: Path) -> list[float]:
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def converged_epochs(curve: list[float], window: int, min_gain: float) -> int | None:
-    """The first epoch count E (1-based) such that ``max(curve[E:E+window])`` exceeds
-    ``max(curve[:E])`` by less than ``min_gain`` points; None if no such E has a full window."""
+def stopping_epoch(curve: list[float], window: int, min_gain: float) -> int | None:
+    """Where early stopping (patience ``window`` epochs, minimum gain ``min_gain`` accuracy
+    points) stops on ``curve`` (fractions per epoch): E + window for the first epoch count E
+    (1-based) such that ``max(curve[E:E+window])`` exceeds ``max(curve[:E])`` by less than
+    ``min_gain`` points; None if no such E has a full window."""
     for epochs in range(1, len(curve) - window + 1):
         best = max(curve[:epochs])
         if (max(curve[epochs:epochs + window]) - best) * 100 < min_gain:
-            return epochs
+            return epochs + window
     return None
 
 
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if not curve:
             print(f"{run.name}\n  no validation epochs logged yet")
             continue
-        chosen = converged_epochs(curve, args.window, args.min_gain)
+        chosen = stopping_epoch(curve, args.window, args.min_gain)
         best = max(range(len(curve)), key=curve.__getitem__) + 1
         print(f"{run.name}\n  val/acc per epoch: {' '.join(f'{v:.3f}' for v in curve)}\n"
               f"  best {max(curve):.3f} at epoch {best}; epochs chosen: "

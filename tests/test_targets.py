@@ -48,3 +48,20 @@ def test_table_header_prints_the_target_line(tmp_path, monkeypatch):
 def test_converged_scale_names_the_issue_targets():
     assert scale_settings("cpu")["targets"] == {
         "cifar10_cnn": 80.0, "mnist_mlp": 97.5, "adult_mlp": 84.5, "imdb_lstm": 85.0}
+
+
+def test_scale_warning_only_for_settings_that_shape_the_analyses(tmp_path):
+    """Another setting's epochs or a target may change after runs are recorded (they do not
+    reach this run's result); a changed analysis setting is flagged."""
+    from midl.reporting.runs import RunKey, expected_config
+
+    def header(scale_change: dict) -> str:
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        config = expected_config(RunKey(SETTING, "dropout", 0.0, 0, SCALE))
+        config["scale"].update(scale_change)
+        make_run(root, "dropout_0", "dropout", seed=0, config=config)
+        runs = collect_runs([root])
+        return "\n".join(report.header_lines(SCALE, scale_settings(SCALE), runs, "test"))
+
+    assert "WARNING" not in header({"epochs": {"imdb_lstm": 99}, "targets": {"x": 1.0}})
+    assert "WARNING: the counted runs' analyses" in header({"smi_directions": 7})

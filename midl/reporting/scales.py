@@ -14,6 +14,12 @@ import yaml
 SCALE_DIR = Path(__file__).resolve().parent.parent.parent / "configs" / "scale"
 
 
+# The scale settings that shape a run's analyses without reaching its hashed configuration
+# (epochs, sizes and precision reach data.* / trainer.* and so the configuration hash; a
+# changed target or another setting's epochs do not change this run's result).
+ANALYSIS_KEYS = ("cifar10c_corruptions", "smi_directions", "max_eval_samples", "latency_repeats")
+
+
 class ScaleError(ValueError):
     """An unknown scale name (the message lists the known ones)."""
 
