@@ -56,8 +56,15 @@ RESULTS ?= results
 CACHE_DIR ?= $(or $(MIDL_CACHE_DIR),.cache/midl)
 # no real SVHN under the data root: Table 8 / Figure 4 use a generated MNIST-derived fixture
 SVHN_FIXTURE := $(if $(wildcard $(DATA_DIR)/svhn/train_32x32.mat),,$(CACHE_DIR)/svhn-fixture)
+# every run of this make appends its outcome (trained/skipped/failed) here; `make tables`
+# sums it up at the end with the files written and the wall time (midl/reporting/session.py)
+STARTED := $(shell date +%s)
+ifndef RUN_LOG
+RUN_LOG := $(abspath $(OUTPUTS))/.run-logs/$(shell date +%Y%m%d-%H%M%S)-$(shell echo $$$$).jsonl
+endif
 TABLE_ENV = $(DATA_ENV) MIDL_OUTPUT_DIR=$(OUTPUTS) MIDL_RECORDS_DIR=$(abspath $(RECORDS)) \
-	MIDL_CACHE_DIR=$(CACHE_DIR) $(if $(SVHN_FIXTURE),MIDL_SVHN_DIR=$(abspath $(SVHN_FIXTURE)))
+	MIDL_CACHE_DIR=$(CACHE_DIR) $(if $(SVHN_FIXTURE),MIDL_SVHN_DIR=$(abspath $(SVHN_FIXTURE))) \
+	MIDL_RUN_LOG=$(RUN_LOG)
 SWEEP_DIRS = $(OUTPUTS)/grid_*/multirun
 # committed run records (midl/records.py): every finished run of a scale, read by the reports
 RECORDS ?= $(or $(MIDL_RECORDS_DIR),$(RESULTS)/runs)
@@ -79,6 +86,8 @@ define paper_table
 endef
 
 tables: table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 table12 baselines figures ## Every table and both figures (SCALE=smoke|cpu|paper)
+	@$(PY) -m midl.reporting.session $(RUN_LOG) --since $(STARTED) \
+		--written $(RESULTS)/$(SCALE) $(RECORDS)/$(SCALE) --title "make tables SCALE=$(SCALE)"
 
 table2: install ## Table 2: low-data overfitting stress (CIFAR-10, MNIST 20/class; Adult 1,000)
 	$(call paper_table,table2)

@@ -26,6 +26,7 @@ import signal
 import sys
 import time
 import traceback
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -275,6 +276,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "resumed_from": resume_from,
         "data": datamodule.summary(),
         "wall_time_s": round(time.perf_counter() - start, 3),
+        "finished_at": _now(),          # UTC; a run skipped later keeps it
         "command": " ".join(sys.argv),
         "commit": git_commit(),
         "hardware": hardware(),
@@ -287,6 +289,31 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     record = finish_run(cfg, output_dir, record)  # analyses, then results/runs/<scale>/...
     log.info("wrote %s", result_path)
     return record
+
+
+def _now() -> str:
+    """The current UTC time, ISO 8601 to the microsecond (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+RUN_LOG_ENV = "MIDL_RUN_LOG"
+"""Environment variable naming a JSON-lines file to which every run appends its outcome."""
+
+
+def note_outcome(output_dir: Path, outcome: str, seconds: float) -> None:
+    """Append ``{"run", "outcome", "seconds"}`` as one line to the file ``$MIDL_RUN_LOG``
+    names (nothing when it is unset). ``outcome``: ``trained``, ``skipped`` (a finished
+    result of the same settings was reused), ``failed`` (``error.txt``), ``refused`` (locked
+    folder or other settings) or ``preempted``. One short ``O_APPEND`` write per run, so the
+    parallel jobs of a sweep can share the file; ``make tables`` sums it up at the end
+    (:mod:`midl.reporting.session`)."""
+    path = os.environ.get(RUN_LOG_ENV)
+    if not path:
+        return
+    line = json.dumps({"run": str(output_dir), "outcome": outcome, "seconds": round(seconds, 1)})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
 
 
 def record_failure(output_dir: Path, error: BaseException) -> Path:
@@ -304,22 +331,31 @@ def main(cfg: DictConfig) -> float | None:
     pre-empted by SIGTERM saves ``last.ckpt`` (see ``midl.callbacks.PreemptionCheckpoint``) and
     exits with status 143. A later successful rerun removes the stale ``error.txt``.
     """
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
     output_dir = Path(cfg.paths.output_dir)
+    started, clock = _now(), time.perf_counter()
     start_run(cfg)  # extras: print the config tree (extras.print_config)
     try:
         record = train(cfg)
-    except SIGTERMException as error:  # a SystemExit: pre-empted, last.ckpt saved
+    except SystemExit as error:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if not isinstance(error, SIGTERMException):
+            raise
+        # pre-empted (SIGTERM, Ctrl-C): last.ckpt saved
         log.error("run pre-empted; traceback in %s", record_failure(output_dir, error))
+        note_outcome(output_dir, "preempted", time.perf_counter() - clock)
         sys.exit(128 + signal.SIGTERM)  # the shell's code for "terminated by SIGTERM"
     except RunRefusedError as error:  # the folder is left as it was (no error.txt)
         log.error("%s", error)
+        note_outcome(output_dir, "refused", time.perf_counter() - clock)
         raise
     except Exception as error:
         log.error("run failed; traceback in %s", record_failure(output_dir, error))
+        note_outcome(output_dir, "failed", time.perf_counter() - clock)
         raise
     (output_dir / "error.txt").unlink(missing_ok=True)
+    note_outcome(output_dir, "trained" if record.get("finished_at", "") >= started else "skipped",
+                 time.perf_counter() - clock)
     # the test metrics as they open metrics.json: {"test": {"test/acc": ...}, "best_val": ...}
     print(readable_json({"output_dir": cfg.paths.output_dir, "test": record["test"],
                          "best_val": record.get("best_val", {})}))

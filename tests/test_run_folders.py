@@ -7,7 +7,8 @@
 - settings that cannot change a result stay out of folder names;
 - every sweep keeps its own ``multirun.<time>.yaml``;
 - ``metrics.json`` opens with the test metrics as the console prints them, lists on one line;
-- Lightning's tip banner, its ``log_every_n_steps`` warning and doubled log lines are gone.
+- Lightning's tip banner, its ``log_every_n_steps`` warning and doubled log lines are gone;
+- ``make tables`` ends with what it did (midl.reporting.session).
 """
 
 from __future__ import annotations
@@ -224,8 +225,17 @@ def test_quiet_console_silences_lightning_noise_and_repeats():
 @pytest.mark.slow
 def test_a_debug_run_console_is_quiet_and_shows_the_test_metrics_as_metrics_json(tmp_path):
     outputs, records = tmp_path / "outputs", tmp_path / "records"
-    done = _midl_train(["debug=limit", "extras=none", "+scale.name=unit"], outputs, records)
+    log = tmp_path / "runs.jsonl"
+    os.environ["MIDL_RUN_LOG"] = str(log)  # the subprocesses inherit it
+    try:
+        done = _midl_train(["debug=limit", "extras=none", "+scale.name=unit"], outputs, records)
+        again = _midl_train(["debug=limit", "extras=none", "+scale.name=unit"], outputs, records)
+    finally:
+        del os.environ["MIDL_RUN_LOG"]
     assert done.returncode == 0, done.stderr[-3000:]
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [json.loads(line)["outcome"] for line in log.read_text().splitlines()] == [
+        "trained", "skipped"]
     console = done.stdout + done.stderr
     for noise in ("Tip:", "litlogger", "logging interval", "LeafSpec", "INFO: "):
         assert noise not in console, noise
@@ -235,3 +245,29 @@ def test_a_debug_run_console_is_quiet_and_shows_the_test_metrics_as_metrics_json
     printed = json.loads(done.stdout[done.stdout.rindex('{\n  "output_dir"'):])
     assert printed["test"] == written["test"] and written["debug"] == "limit"
     assert not records.exists()
+
+
+def test_the_session_summary_counts_runs_by_their_last_outcome_and_the_files_written(tmp_path):
+    from midl.reporting.session import session_summary
+
+    log = tmp_path / "runs.jsonl"
+    log.write_text("\n".join(json.dumps({"run": run, "outcome": o, "seconds": 1.0}) for run, o in [
+        ("a", "trained"), ("b", "skipped"), ("c", "failed"), ("c", "trained"), ("d", "failed"),
+        ("e", "refused")]) + "\nnot json\n")
+    results = tmp_path / "results"
+    (results / ".hidden").mkdir(parents=True)
+    old, new, hidden = results / "old.md", results / "table2.md", results / ".hidden" / "x"
+    for path in (old, new, hidden):
+        path.write_text("x")
+    os.utime(old, (1_000, 1_000))
+    summary = session_summary(log, since=2_000, written=[results, tmp_path / "absent"],
+                              title="make tables SCALE=smoke", now=2_000 + 3_723)
+    assert summary["runs"] == {"trained": 2, "skipped": 1, "failed": 1, "refused": 1,
+                               "preempted": 0}
+    assert summary["failed"] == ["d", "e"]
+    assert summary["written"] == {str(results): [str(new)], str(tmp_path / "absent"): []}
+    assert summary["lines"][:3] == [
+        "== make tables SCALE=smoke: done in 1h 02m 03s",
+        "   runs: 2 trained, 1 skipped, 1 failed, 1 refused (skipped: finished before, same "
+        "settings)",
+        f"   files written: 1 under {results}; 0 under {tmp_path / 'absent'}"]

@@ -6,7 +6,9 @@
 - :mod:`midl.reporting.analyses`: the ``midl.evaluate`` analyses a table needs, run once;
 - :mod:`midl.reporting.scales`: the scales' settings and seeds (``configs/scale/``);
 - :mod:`midl.reporting.effects`: effects over seeds, t- and bootstrap intervals, verdict
-  rules (the claims audit's statistics); :mod:`midl.reporting.claims_plots`: its figures.
+  rules (the claims audit's statistics); :mod:`midl.reporting.claims_plots`: its figures;
+- :mod:`midl.reporting.session`: what one ``make tables`` did (runs trained / skipped /
+  failed, files written, wall time).
 
 The command lines are :mod:`midl.report` (tables) and :mod:`midl.claims` (the claims audit);
 nothing in this package imports them.
