@@ -53,6 +53,7 @@ from torch import Tensor
 
 from midl.backbones import Backbone, blocks_of
 from midl.config import register_resolvers
+from midl.extras import quiet_console
 from midl.figures import class_names, plot_smi_vs_frequency, plot_tsne, run_title, spearman
 from midl.io import atomic_write_json
 from midl.metrics.anr import GateStatistics
@@ -435,6 +436,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="../configs", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point: evaluate and print the headline numbers as JSON."""
+    quiet_console()  # Lightning's tip banner and doubled log lines (midl.extras)
     result = evaluate(cfg)
     print(json.dumps({"run_dir": str(run_dir_of(cfg.ckpt_path)), **summary(result)}, indent=2))
 

@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from midl.extras import quiet_console
 from midl.records import save_run_record
 from midl.reporting.runs import (
     DuplicateRunError,
@@ -110,6 +111,9 @@ def has_result(run: Run, analysis: str, settings: dict[str, Any]) -> bool:
 
 def run_analysis(run: Run, analysis: str, settings: dict[str, Any], device: str = "cpu") -> None:
     """Run one analysis on one run (results land in the run's folder)."""
+    import midl.evaluate  # noqa: F401  (Lightning loaded: its console can be quieted)
+
+    quiet_console()  # Lightning's tip banner, once per evaluation otherwise (midl.extras)
     if analysis == "cifar10c":  # midl.evaluate eval_data=cifar10c, summarised in CIFAR10C_FILE
         from hydra import compose, initialize_config_dir
 
