@@ -77,6 +77,9 @@ def start_run(cfg: DictConfig) -> None:
 SILENCED_WARNINGS: tuple[str, ...] = (
     # short epochs are intended (debug, smoke, low-data); the epoch-level curves are logged
     r"The number of training batches \(\d+\) is smaller than the logging interval",
+    # run folders are named from the overrides, so a resumed or redone run finds its
+    # checkpoints/ again: that is the design (stale checkpoints are refused by their stamp)
+    r"Checkpoint directory .* exists and is not empty",
     # Lightning's own call of torch's deprecated pytree API, once per run (not ours to fix)
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 )

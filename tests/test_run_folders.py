@@ -203,6 +203,8 @@ def test_quiet_console_silences_lightning_noise_and_repeats():
         quiet_console()
         warnings.warn("The number of training batches (5) is smaller than the logging "
                       "interval Trainer(log_every_n_steps=50).", UserWarning, stacklevel=1)
+        warnings.warn("Checkpoint directory /x/checkpoints exists and is not empty.",
+                      UserWarning, stacklevel=1)
         for _ in range(3):
             warnings.warn("unit-test file: MD5 a differs from the published b", ChecksumWarning,
                           stacklevel=1)
