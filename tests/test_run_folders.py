@@ -273,3 +273,18 @@ def test_the_session_summary_counts_runs_by_their_last_outcome_and_the_files_wri
         "   runs: 2 trained, 1 skipped, 1 failed, 1 refused (skipped: finished before, same "
         "settings)",
         f"   files written: 1 under {results}; 0 under {tmp_path / 'absent'}"]
+
+
+def test_smoke_results_are_ignored_by_git():
+    """`make tables SCALE=smoke` writes results/smoke/ and results/runs/smoke/: never committed."""
+    from conftest import REPO
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["results/smoke/table2.md", "results/runs/smoke/grid_x/seed=0.json",
+             "outputs/train/runs/default/metrics.json"]
+    ignored = subprocess.run(["git", "check-ignore", *paths], cwd=REPO, capture_output=True,
+                             text=True)
+    assert ignored.stdout.split() == paths
+    kept = subprocess.run(["git", "check-ignore", "results/cpu/table2.md"], cwd=REPO)
+    assert kept.returncode == 1  # the real scales' tables stay in git
