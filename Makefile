@@ -85,7 +85,8 @@ define paper_table
 		--out $(RESULTS) --force --command "make $(1) SCALE=$(SCALE)"
 endef
 
-tables: table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 table12 baselines figures ## Every table and both figures (SCALE=smoke|cpu|paper)
+# in the order the evidence is needed (the main ablation first; tables that share runs together)
+tables: table4 table3 table11 table7 table6 table9 baselines table8 table2 table5 table10 table12 figures ## Every table and both figures (SCALE=smoke|cpu|paper)
 	@$(PY) -m midl.reporting.session $(RUN_LOG) --since $(STARTED) \
 		--written $(RESULTS)/$(SCALE) $(RECORDS)/$(SCALE) --title "make tables SCALE=$(SCALE)"
 
