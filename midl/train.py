@@ -8,8 +8,9 @@ Usage (after ``make install``; works from any working directory)::
     python -m midl.train -m +experiment=mnist_mlp seed=0,1,2,3,4   # a seed sweep
     python -m midl.train -m hydra/launcher=local_parallel ...   # sweep jobs in parallel (joblib)
 
-Each run writes into its output directory (``outputs/<task_name>/runs/<time>/`` or, in a sweep,
-``outputs/<task_name>/multirun/<swept values>/``): ``.hydra/`` (the composed config),
+Each run writes into its output directory (``outputs/<task_name>/runs/<overrides>/`` or, in a
+sweep, ``outputs/<task_name>/multirun/<overrides>/``; ``configs/hydra/default.yaml``; the two
+find each other's finished result): ``.hydra/`` (the composed config),
 ``csv/metrics.csv`` (the logged curves), ``checkpoints/`` and, after testing, ``metrics.json``
 (first the test metrics, ``"test": {"test/acc": ...}``, as printed at the end of the run;
 then the resolved config, seed, commit, hardware, wall time), written atomically. A run
