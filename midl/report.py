@@ -50,8 +50,13 @@ from midl.provenance import git_commit
 from midl.reporting.plots import plot_table
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown
 from midl.reporting.runs import DuplicateRunError, Run, collect_runs
-from midl.reporting.scales import (ANALYSIS_KEYS, ScaleError, analysis_seeds, parse_seeds,
-                                   scale_settings)
+from midl.reporting.scales import (
+    ANALYSIS_KEYS,
+    ScaleError,
+    analysis_seeds,
+    parse_seeds,
+    scale_settings,
+)
 from midl.reporting.tables import FIGURES, TABLES, table_names
 from midl.reporting.targets import check_targets
 

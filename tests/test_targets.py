@@ -4,12 +4,12 @@ Dropout baseline's counted runs and printed in every table header whose rows use
 from __future__ import annotations
 
 import pytest
+from test_run_selection import SCALE, SETTING, make_run
 
 from midl import report
 from midl.reporting.runs import collect_runs
 from midl.reporting.scales import scale_settings
 from midl.reporting.targets import check_targets
-from test_run_selection import SCALE, SETTING, make_run
 
 
 def test_target_met_not_met_and_partial_from_counted_baseline_runs(tmp_path):
