@@ -118,6 +118,23 @@ def test_imdb_tokenised_from_parquet_and_cached(tmp_path):
         IMDBDataModule(**{**kwargs, "max_length": 0})
 
 
+def test_imdb_truncation_side_keeps_the_first_or_the_last_tokens():
+    from midl.data.imdb import build_tokenizer, encode
+
+    texts = ["a b c d e f g h", "great film , bad end", "short one"]
+    tok = build_tokenizer(texts, vocab_size=50)
+    full = [tok.encode(t).ids for t in texts]  # untruncated ids, computed separately
+    head = encode(tok, texts, 4, "right")
+    tail = encode(tok, texts, 4, "left")
+    for row, ids in enumerate(full):
+        kept = min(4, len(ids))
+        assert head[row, :kept].tolist() == ids[:4] and tail[row, :kept].tolist() == ids[-4:]
+        assert (head[row, kept:] == 0).all() and (tail[row, kept:] == 0).all()  # right-padded
+    assert tail[0].tolist() != head[0].tolist()
+    with pytest.raises(ValueError, match=r"data\.truncation_side='middle': choose from"):
+        IMDBDataModule(truncation_side="middle")
+
+
 def test_missing_files_name_folder_and_files(tmp_path):
     for module, folder, file in ((CIFAR100DataModule, "cifar-100-python", "train"),
                                  (SVHNDataModule, "svhn", "train_32x32.mat"),

@@ -55,10 +55,16 @@ def build_tokenizer(texts: list[str], vocab_size: int):
     return tok
 
 
-def encode(tok, texts: list[str], max_length: int) -> np.ndarray:
-    """Token ids of ``texts``, truncated (the first ``max_length`` tokens are kept) and
-    right-padded with id 0: int32 array of shape (N, max_length)."""
-    tok.enable_truncation(max_length)
+TRUNCATION_SIDES = ("right", "left")
+
+
+def encode(tok, texts: list[str], max_length: int, truncation_side: str = "right"
+           ) -> np.ndarray:
+    """Token ids of ``texts``, truncated to ``max_length`` tokens and right-padded with id 0:
+    int32 array of shape (N, max_length). ``truncation_side`` says where a long review is cut
+    (the Hugging Face tokenizers' term): ``right`` keeps its first ``max_length`` tokens,
+    ``left`` its last ones (Keras' ``pad_sequences(truncating="pre")``)."""
+    tok.enable_truncation(max_length, direction=truncation_side)
     tok.enable_padding(pad_id=0, pad_token=PAD, length=max_length, direction="right")
     return np.array([e.ids for e in tok.encode_batch(texts)], dtype=np.int32).reshape(
         len(texts), max_length)
@@ -73,13 +79,13 @@ class IMDBDataModule(InMemoryDataModule):
     are absent and ``download=True``, ``datasets.load_dataset("stanfordnlp/imdb")`` (needs the
     network). The vocabulary is built from the 25,000 official training reviews (the
     validation slice included: word counts only, no labels; never test text). Sequences are
-    truncated to their first ``max_length`` tokens and right-padded with id 0, as the LSTM
-    backbone expects. ``vocab_size`` (the model's embedding size) is the number of words plus
+    truncated to ``max_length`` tokens (their first ones, or with ``truncation_side="left"``
+    their last ones) and right-padded with id 0, as the LSTM backbone expects. ``vocab_size`` (the model's embedding size) is the number of words plus
     2 (pad, unknown).
 
     The token tensors are cached in ``<cache_dir>/imdb/tokens-<key>.pt`` (and the tokenizer as
-    ``tokenizer-<key>.json``), keyed by the source files' MD5s, ``vocab_size``, ``max_length``
-    and the tokenisation version, written atomically (temporary file + ``os.replace``); a
+    ``tokenizer-<key>.json``), keyed by the source files' MD5s, ``vocab_size``, ``max_length``,
+    ``truncation_side`` and the tokenisation version, written atomically (temporary file + ``os.replace``); a
     second run loads them in about a second.
 
     Note: the test Parquet file is sorted by label (all negative reviews first), so
@@ -88,6 +94,8 @@ class IMDBDataModule(InMemoryDataModule):
     Args:
         vocab_size: words kept in the vocabulary (default 20,000), >= 1.
         max_length: tokens per review after truncation/padding (default 256), >= 1.
+        truncation_side: ``right`` (default) keeps a long review's first ``max_length``
+            tokens, ``left`` its last ones (where reviews tend to sum up).
         val_size: validation slice of the 25,000 training reviews (default 2,500).
         hf_dataset: hub dataset id used with ``download=True``.
         **kwargs: see :class:`~midl.data.base.InMemoryDataModule`.
@@ -95,7 +103,8 @@ class IMDBDataModule(InMemoryDataModule):
     Raises:
         FileNotFoundError: when a Parquet file is missing (and no download), naming the folder.
         ValueError: for a corrupt Parquet file (naming it), missing columns, labels outside
-            {0, 1}, or ``vocab_size`` / ``max_length`` < 1 (naming the key).
+            {0, 1}, ``vocab_size`` / ``max_length`` < 1 (naming the key), or another
+            ``truncation_side``.
         RuntimeError: when the hub download fails.
     """
 
@@ -106,11 +115,15 @@ class IMDBDataModule(InMemoryDataModule):
 
     def __init__(self, vocab_size: int = 20000, max_length: int = 256,
                  val_size: int | float = 2500, hf_dataset: str = "stanfordnlp/imdb",
-                 **kwargs) -> None:
+                 truncation_side: str = "right", **kwargs) -> None:
         super().__init__(val_size=val_size, **kwargs)
         for key, value in (("vocab_size", vocab_size), ("max_length", max_length)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"data.{key}={value!r} must be a positive int")
+        if truncation_side not in TRUNCATION_SIDES:
+            raise ValueError(f"data.truncation_side={truncation_side!r}: choose from "
+                             f"{list(TRUNCATION_SIDES)}")
+        self.truncation_side = truncation_side
         self.words = vocab_size
         self.max_length = max_length
         self.hf_dataset = hf_dataset
@@ -163,7 +176,7 @@ class IMDBDataModule(InMemoryDataModule):
         import tokenizers
 
         settings = {"version": CACHE_VERSION, "source": source, "vocab_size": self.words,
-                    "max_length": self.max_length,
+                    "max_length": self.max_length, "truncation_side": self.truncation_side,
                     "tokenizers": ".".join(tokenizers.__version__.split(".")[:2])}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -199,7 +212,8 @@ class IMDBDataModule(InMemoryDataModule):
         texts, labels, source = self._read_texts()
         tok = build_tokenizer(texts["train"], self.words)
         self.vocab_size = tok.get_vocab_size()
-        x = {s: encode(tok, texts[s], self.max_length) for s in ("train", "test")}
+        x = {s: encode(tok, texts[s], self.max_length, self.truncation_side)
+             for s in ("train", "test")}
         dtype = torch.int16 if self.vocab_size <= 2 ** 15 else torch.int32
         blob = {"x_train": torch.from_numpy(x["train"]).to(dtype),
                 "y_train": torch.from_numpy(labels["train"]),
@@ -226,5 +240,6 @@ class IMDBDataModule(InMemoryDataModule):
     def summary(self) -> dict[str, object]:
         out = super().summary()
         out.update(vocab_size=self.vocab_size, max_length=self.max_length,
+                   truncation_side=self.truncation_side,
                    token_cache=None if self.cache_path is None else str(self.cache_path))
         return out
