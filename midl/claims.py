@@ -95,6 +95,8 @@ from midl.reporting.scales import ScaleError, analysis_seeds, parse_seeds, scale
 from midl.reporting.tables import TABLES, Column, Extractor, Row, TableSpec
 
 ROOT = Path(__file__).resolve().parent.parent
+CLAIMS_CODE = ("midl/claims.py", "midl/reporting", "results/claims.yaml",
+               "results/paper_reference.yaml")
 CLAIMS_FILE = ROOT / "results" / "claims.yaml"
 PAPER_REFERENCE = ROOT / "results" / "paper_reference.yaml"
 README = ROOT / "results" / "README.md"
@@ -636,8 +638,10 @@ def replace_block(text: str, block: str, path: Path | str = README) -> str:
 
 
 def header_lines(scale: str, tables: dict[str, TableCells], command: str) -> list[str]:
-    """Scale, commit, command and where each table's numbers came from."""
-    commit = git_commit(ROOT)
+    """Scale, commit, command and where each table's numbers came from. The commit is the last
+    one that changed the audit's code or its inputs other than the runs (:data:`CLAIMS_CODE`),
+    so the same records give the same bytes in every later commit."""
+    commit = git_commit(ROOT, CLAIMS_CODE)
     state = "unknown" if commit["hash"] is None else (
         str(commit["hash"])[:12] + ("+dirty" if commit["dirty"] else ""))
     sources = "; ".join(f"{name}: {t.source}" for name, t in tables.items()) or "none"

@@ -48,7 +48,7 @@ from midl.figures import (
 from midl.io import atomic_write_text
 from midl.provenance import git_commit
 from midl.reporting.plots import plot_table
-from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown
+from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown, shown
 from midl.reporting.runs import DuplicateRunError, Run, collect_runs
 from midl.reporting.scales import (
     ANALYSIS_KEYS,
@@ -158,7 +158,7 @@ def _data_notes(runs: list[Run]) -> list[str]:
             fixture = Path(str(data.get("data_dir", ""))) / "svhn" / "FIXTURE.json"
             if fixture.exists():
                 notes.append("SVHN rows use a generated fixture in the SVHN .mat layout "
-                             f"(MNIST digits coloured and padded to 32x32; {_shown(fixture)}), NOT "
+                             f"(MNIST digits coloured and padded to 32x32; {shown(fixture)}), NOT "
                              "SVHN: their numbers say nothing about SVHN.")
                 break
     sizes = {}
@@ -268,14 +268,6 @@ def report_table12(runs: list[Run], scale: str, out: Path, force: bool,
                    folder / "table12.tex": "\n".join(tex) + "\n"}, force)
 
 
-def _shown(path: str | Path) -> str:
-    """``path`` relative to the repository when it lies inside it (as results/*.md show it)."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
-
 def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filename: str,
                    index: dict[tuple, Run], target: Path) -> tuple[Any, str]:
     """How to make one figure file: ``(draw, line)``, where ``draw`` is a callable writing
@@ -299,9 +291,9 @@ def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filena
                      f"{run_title(config, dataset, 'midl')}, seed 0")
             return (lambda: plot_smi_vs_frequency(smi["per_neuron_mi"],
                                                   smi["activation_frequency"], target, title),
-                    f"- {figure} {label}: {link} (from `{_shown(run.path)}`{extra})")
+                    f"- {figure} {label}: {link} (from `{shown(run.path)}`{extra})")
         return ((None, missing) if run.is_record else
-                (source, f"- {figure} {label}: {link} (from `{_shown(source)}`{extra})"))
+                (source, f"- {figure} {label}: {link} (from `{shown(source)}`{extra})"))
     # Figure 4: MID-L next to its Dropout baseline, redrawn from the saved t-SNE points
     baseline = index.get((setting, "dropout", 0.0, 0))
     panels, notes = [], []
@@ -316,10 +308,10 @@ def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filena
     note = f"; {'; '.join(notes)}" if notes else ""
     if not panels:
         return ((None, missing) if run.is_record else
-                (source, f"- {figure} {label}: {link} (from `{_shown(source)}`{note})"))
+                (source, f"- {figure} {label}: {link} (from `{shown(source)}`{note})"))
     title = "Figure 4: t-SNE of the last-layer embeddings (seed 0, test subsample)"
     return (lambda: plot_tsne_panels(panels, target, title, class_names(dataset)),
-            f"- {figure} {label}: {link} (from `{_shown(run.path)}`{note})")
+            f"- {figure} {label}: {link} (from `{shown(run.path)}`{note})")
 
 
 def report_figures(runs: list[Run], scale: str, out: Path, force: bool,

@@ -185,11 +185,12 @@ def test_readme_block_is_replaced_and_the_rest_kept():
 
 def test_audit_from_committed_tables_writes_every_output(tmp_path):
     results = tmp_path / "results"
-    shutil.copytree(ROOT / "results" / "cpu", results / "cpu",
+    # the quick scale's committed tables: complete, made before run records existed
+    shutil.copytree(ROOT / "results" / "quick", results / "quick",
                     ignore=shutil.ignore_patterns("*.png", "*.tex", "claims*"))
     readme = tmp_path / "README.md"
     readme.write_text(f"# keep\n{audit.BEGIN}\nhand-typed\n{audit.END}\n## keep too\n")
-    judgements, written = audit.audit("cpu", [], results, readme=readme, command="test")
+    judgements, written = audit.audit("quick", [], results, readme=readme, command="test")
     names = {p.name for p in written}
     assert {"claims.md", "claims.csv", "claims.png", "claims_table3.png",
             "README.md"} <= names
@@ -199,7 +200,7 @@ def test_audit_from_committed_tables_writes_every_output(tmp_path):
     by_id = {j.claim.id: j for j in judgements}
     assert by_id["t5_latency_gpu"].verdict == "not testable here"
     assert by_id["t3_noise40"].effect.method.startswith("Welch t (table summaries)")
-    md = (results / "cpu" / "claims.md").read_text()
+    md = (results / "quick" / "claims.md").read_text()
     assert "## Inconclusive claims and what would resolve them" in md
 
 

@@ -80,13 +80,13 @@ class IMDBDataModule(InMemoryDataModule):
     network). The vocabulary is built from the 25,000 official training reviews (the
     validation slice included: word counts only, no labels; never test text). Sequences are
     truncated to ``max_length`` tokens (their first ones, or with ``truncation_side="left"``
-    their last ones) and right-padded with id 0, as the LSTM backbone expects. ``vocab_size`` (the model's embedding size) is the number of words plus
-    2 (pad, unknown).
+    their last ones) and right-padded with id 0, as the LSTM backbone expects. ``vocab_size``
+    (the model's embedding size) is the number of words plus 2 (pad, unknown).
 
     The token tensors are cached in ``<cache_dir>/imdb/tokens-<key>.pt`` (and the tokenizer as
     ``tokenizer-<key>.json``), keyed by the source files' MD5s, ``vocab_size``, ``max_length``,
-    ``truncation_side`` and the tokenisation version, written atomically (temporary file + ``os.replace``); a
-    second run loads them in about a second.
+    ``truncation_side`` and the tokenisation version, written atomically (temporary file +
+    ``os.replace``); a second run loads them in about a second.
 
     Note: the test Parquet file is sorted by label (all negative reviews first), so
     ``trainer.limit_test_batches`` would test on negative reviews only.

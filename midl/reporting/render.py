@@ -15,10 +15,22 @@ import csv
 import io
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from midl.reporting.runs import NotCounted, Run, RunKey, expected_config, select_runs
 from midl.reporting.tables import CIFAR10C_FILE, Column, Row, TableSpec
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shown(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it, so that a table made from
+    the committed records reads the same in every clone; other paths as given."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
 
 FULL_N = 5  # the paper's runs per result (Table 12)
 
@@ -164,7 +176,7 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                 value = extractor(run)
                 if value is None:
                     if extractor.needs is not None and not has_analysis(run, extractor.needs):
-                        missing_analyses.append(f"{extractor.needs}: {run.path}")
+                        missing_analyses.append(f"{extractor.needs}: {shown(run.path)}")
                     continue
                 result.values.append(value)
                 result.seeds.append(seed)
@@ -240,11 +252,11 @@ def bookkeeping(result: TableResult) -> list[str]:
              f"{len(result.failed)} failed, {len(result.incomplete)} incomplete, "
              f"{len(result.missing)} missing, {len(result.not_counted)} not counted."]
     for run in result.failed:
-        lines.append(f"- failed (error.txt): `{run.path}`")
+        lines.append(f"- failed (error.txt): `{shown(run.path)}`")
     for run in result.incomplete:
-        lines.append(f"- incomplete ({run.note or 'no metrics.json'}): `{run.path}`")
+        lines.append(f"- incomplete ({run.note or 'no metrics.json'}): `{shown(run.path)}`")
     for item in result.not_counted:
-        lines.append(f"- not counted: `{item.run.path}` {item.text()}")
+        lines.append(f"- not counted: `{shown(item.run.path)}` {item.text()}")
     for key in result.missing:
         lines.append(f"- missing: setting={key.setting} block={key.block} "
                      f"label_noise={key.noise} seed={key.seed} scale={key.scale}")
