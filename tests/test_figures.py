@@ -135,7 +135,7 @@ def test_report_figures_redraws_with_titles_and_puts_dropout_beside_midl(tmp_pat
     md = (folder / "figures.md").read_text()
     assert "![figure3 MNIST](figure3_mnist.png)" in md    # relative links
     assert "CIFAR-10: MISSING" in md
-    assert report._shown(report.ROOT / "outputs" / "run") == "outputs/run"   # no /work/...
+    assert report.shown(report.ROOT / "outputs" / "run") == "outputs/run"   # no /work/...
     with pytest.raises(report.ReportError, match="pass --force"):
         report.report_figures(runs, "smoke", tmp_path / "results", force=False)
 
