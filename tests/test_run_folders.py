@@ -215,12 +215,19 @@ def test_quiet_console_silences_lightning_noise_and_repeats():
     handler = logging.Handler()
     handler.emit = lambda r: seen.append(r.getMessage())
     logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    # earlier tests (Trainers, Hydra's logging config) may have raised its level or disabled
+    # it: INFO and enabled for this check, restored after
+    level, disabled = logger.level, logger.disabled
     logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.disabled = False
     try:
         rank_zero_info("💡 Tip: For seamless cloud logging ...")
         rank_zero_info("GPU available: False, used: False")
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.disabled = disabled
     assert seen == ["GPU available: False, used: False"]
 
 
