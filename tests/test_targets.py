@@ -45,11 +45,6 @@ def test_table_header_prints_the_target_line(tmp_path, monkeypatch):
     assert "ours 96.00 ± 0.00 (n = 1 of 1): **not met**" in text
 
 
-def test_converged_scale_names_the_issue_targets():
-    assert scale_settings("cpu")["targets"] == {
-        "cifar10_cnn": 80.0, "mnist_mlp": 97.5, "adult_mlp": 84.5, "imdb_lstm": 85.0}
-
-
 def test_scale_warning_only_for_settings_that_shape_the_analyses(tmp_path):
     """Another setting's epochs or a target may change after runs are recorded (they do not
     reach this run's result); a changed analysis setting is flagged."""
