@@ -77,7 +77,7 @@ import numpy as np
 import yaml
 
 from midl.io import atomic_write_text
-from midl.provenance import git_commit
+from midl.provenance import commit_text, git_commit
 from midl.reporting.effects import (
     DIRECTIONS,
     MAX_SEEDS,
@@ -641,9 +641,7 @@ def header_lines(scale: str, tables: dict[str, TableCells], command: str) -> lis
     """Scale, commit, command and where each table's numbers came from. The commit is the last
     one that changed the audit's code or its inputs other than the runs (:data:`CLAIMS_CODE`),
     so the same records give the same bytes in every later commit."""
-    commit = git_commit(ROOT, CLAIMS_CODE)
-    state = "unknown" if commit["hash"] is None else (
-        str(commit["hash"])[:12] + ("+dirty" if commit["dirty"] else ""))
+    state = commit_text(git_commit(ROOT, CLAIMS_CODE))
     sources = "; ".join(f"{name}: {t.source}" for name, t in tables.items()) or "none"
     return [f"- Scale: `{scale}`; commit `{state}`; command `{command}`",
             f"- Data: {sources}"]

@@ -46,6 +46,21 @@ def git_commit(repo: str | Path | None = None, paths: Sequence[str] = ()
     return {"hash": commit, "dirty": None if status is None else bool(status)}
 
 
+def commit_text(commit: Mapping[str, Any] | str | None) -> str:
+    """A commit as reports print it: ``<first 12 hex digits>``, with ``+dirty`` when the
+    stamp says the tree had uncommitted changes; ``unknown`` outside a git checkout.
+
+    Args:
+        commit: a :func:`git_commit` stamp (``{"hash", "dirty"}``, as run records keep it) or a
+            plain hash string (older records), or None.
+    """
+    if isinstance(commit, Mapping):
+        if commit.get("hash") is None:
+            return "unknown"
+        return str(commit["hash"])[:12] + ("+dirty" if commit.get("dirty") else "")
+    return "unknown" if commit is None else str(commit)[:12]
+
+
 def hardware() -> dict[str, object]:
     """The machine a result was measured on: CPU, cores, torch threads and any GPU."""
     import torch

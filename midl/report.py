@@ -46,7 +46,7 @@ from midl.figures import (
     run_title,
 )
 from midl.io import atomic_write_text
-from midl.provenance import git_commit
+from midl.provenance import commit_text, git_commit
 from midl.reporting.plots import plot_table
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown, shown
 from midl.reporting.runs import DuplicateRunError, Run, collect_runs
@@ -94,10 +94,7 @@ def git_state() -> str:
     numbers (:data:`REPORT_CODE`), with ``+dirty`` if they have uncommitted changes (see
     :func:`midl.provenance.git_commit`): the same for every commit that leaves them alone, so
     ``make report`` regenerates a table byte for byte from the same records."""
-    commit = git_commit(ROOT, REPORT_CODE)
-    if commit["hash"] is None:
-        return "unknown"
-    return str(commit["hash"])[:12] + ("+dirty" if commit["dirty"] else "")
+    return commit_text(git_commit(ROOT, REPORT_CODE))
 
 
 def _distinct(runs: list[Run], get) -> list[str]:
@@ -110,19 +107,13 @@ def _distinct(runs: list[Run], get) -> list[str]:
     return list(seen)
 
 
-def _commit_text(commit: Any) -> str:
-    if isinstance(commit, dict):
-        return str(commit.get("hash", "?"))[:12] + ("+dirty" if commit.get("dirty") else "")
-    return str(commit)
-
-
 def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
                  command: str | None) -> list[str]:
     """Header: scale and its settings, commits, hardware, total wall time, commands."""
     wall = sum(float(r.record.get("wall_time_s", 0.0)) for r in counted)
     hardware = _distinct(counted, lambda r: ", ".join(
         f"{k}={v}" for k, v in r.record["hardware"].items()))
-    commits = _distinct(counted, lambda r: _commit_text(r.record["commit"]))
+    commits = _distinct(counted, lambda r: commit_text(r.record["commit"]))
     sweeps = _distinct(counted, lambda r: r.record["command"].split("midl/train.py", 1)[-1]
                        .strip())
     data_notes = _data_notes(counted)

@@ -193,3 +193,23 @@ def test_cpu_scale_precision_follows_the_committed_equivalence_check(name):
         adopted = "fast path adopted" in line
         assert (scale["precision"][backbone] == "bf16-mixed") == adopted, line
     assert scale["channels_last"] == (scale["precision"]["cnn"] == "bf16-mixed")
+
+
+def test_precision_report_regenerates_from_its_committed_records():
+    """results/bench/precision.md is a function of results/runs/precision/ (and the report's
+    code): rendering the committed records again gives the committed file, whatever machine
+    renders it (hardware comes from the records). Only the code stamp may differ, while the
+    report's code has uncommitted changes."""
+    from midl.reporting.precision import render
+    from midl.reporting.runs import collect_runs
+
+    committed = (REPO / "results" / "bench" / "precision.md").read_text()
+    command = next(line for line in committed.splitlines()
+                   if line.startswith("- Command: `"))[len("- Command: `"):-1]
+    again = render(collect_runs([REPO / "results" / "runs" / "precision"]), command)
+
+    def unstamped(text: str) -> list[str]:
+        return [line.split(";", 1)[-1] if line.startswith("- Report code:") else line
+                for line in text.splitlines()]
+
+    assert unstamped(again) == unstamped(committed)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from midl.io import atomic_write_text
-from midl.provenance import git_commit, hardware
+from midl.provenance import commit_text, git_commit
 from midl.reporting.effects import seeds_needed, welch_effect
 from midl.reporting.runs import Run, collect_runs
 
@@ -36,6 +36,7 @@ METRICS: tuple[tuple[str, str, float], ...] = (
     ("test/anr_tau", "ANR alpha>0.5 (%)", 100.0),
 )
 TOLERANCE = 0.01  # the accuracy interval must lie within ±1 point (fraction of 1)
+REPORT_CODE = ("midl/reporting",)  # the code whose last commit the header stamps
 FP32, FAST = "fp32", "bf16-mixed"
 
 
@@ -126,16 +127,17 @@ def compare(runs: list[Run]) -> tuple[list[str], dict[str, bool]]:
 def render(runs: list[Run], command: str) -> str:
     """The whole ``precision.md``: header (commit, hardware, command), tables, decision."""
     table, adopted = compare(runs)
-    commits = sorted({str(r.record["commit"].get("hash", "?"))[:12] for r in runs if r.complete})
-    machine = hardware()
-    head = git_commit()
+    complete = [r for r in runs if r.complete]
+    commits = sorted({commit_text(r.record["commit"]) for r in complete})
+    machines = sorted({", ".join(f"{k}={v}" for k, v in r.record["hardware"].items())
+                       for r in complete})
     lines = [
         "# Fast path equivalence: float32 vs bf16-mixed (+ channels-last)",
         "",
         f"- Command: `{command}`",
-        f"- Report commit: `{str(head['hash'])[:12]}`; run commits: "
+        f"- Report code: `{commit_text(git_commit(paths=REPORT_CODE))}`; run commits: "
         + ", ".join(f"`{c}`" for c in commits),
-        "- Hardware: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
+        "- Hardware of the runs: " + ("; ".join(machines) or "unknown"),
         "- Runs: full training splits (MNIST 55,000, CIFAR-10 45,000; 5,000 validation), "
         "MNIST MLP 3 epochs, CIFAR-10 CNN 10 epochs, Adam 1e-3, batch 64, two jobs at once "
         "with one thread each (`configs/scale/precision.yaml`, `scripts/precision_sweep.sh`).",
