@@ -14,10 +14,11 @@ Nothing here imports torch: the tree is printed before anything heavy is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -80,11 +81,19 @@ SILENCED_WARNINGS: tuple[str, ...] = (
     # run folders are named from the overrides, so a resumed or redone run finds its
     # checkpoints/ again: that is the design (stale checkpoints are refused by their stamp)
     r"Checkpoint directory .* exists and is not empty",
+    # a mid-epoch resume is exact: the data module keeps its position in the checkpoint and
+    # its sampler skips the batches already trained (midl.data.base; test_reliability)
+    r"You're resuming from a checkpoint that ended before the epoch ended",
     # Lightning's own call of torch's deprecated pytree API, once per run (not ours to fix)
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
 )
 # Lightning log lines dropped (start of the message): its advertisement for litlogger
 SILENCED_LOG_LINES: tuple[str, ...] = ("💡 Tip:",)
+# Lightning's accelerator lines, printed by every Trainer: a training run prints them once (its
+# record keeps the hardware); analyses build a Trainer per model and drop them
+DEVICE_LOG_LINES: tuple[str, ...] = ("GPU available:", "TPU available:", "HPU available:")
+_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
+                      "lightning.fabric.utilities.rank_zero")
 
 
 class _DropLines(logging.Filter):
@@ -116,7 +125,7 @@ def quiet_console() -> None:
     for pattern in SILENCED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     warnings.filterwarnings("once", category=ChecksumWarning)
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+    for name in _RANK_ZERO_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropLines) for f in logger.filters):
             logger.addFilter(_DropLines(SILENCED_LOG_LINES))
@@ -125,6 +134,21 @@ def quiet_console() -> None:
         for handler in list(package.handlers):
             if type(handler) is logging.StreamHandler:
                 package.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def dropped_log_lines(prefixes: Sequence[str] = DEVICE_LOG_LINES) -> Iterator[None]:
+    """Within the block, Lightning's rank-zero log lines starting with one of ``prefixes``
+    (default :data:`DEVICE_LOG_LINES`) are dropped; the filter is removed afterwards."""
+    drop = _DropLines(prefixes)
+    loggers = [logging.getLogger(name) for name in _RANK_ZERO_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(drop)
 
 
 def best_validation(trainer: Any) -> dict[str, float]:

@@ -107,9 +107,39 @@ def _distinct(runs: list[Run], get) -> list[str]:
     return list(seen)
 
 
+# scale settings that concern one dataset or backbone only (a token of the setting names)
+_SETTING_SCOPE = {"imdb_max_length": "imdb", "lstm_hidden_dim": "lstm",
+                  "cifar10c_corruptions": "cifar10", "channels_last": "cnn"}
+
+
+def shown_settings(settings: dict[str, Any], setting_names: Sequence[str] | None
+                   ) -> dict[str, Any]:
+    """The scale settings a table's header prints: with ``setting_names`` (e.g.
+    ``["cifar10_cnn"]``), per-setting, per-dataset and per-backbone entries (``epochs``,
+    ``targets``, ``train_size``, ``precision``, ...) only for the table's settings, their
+    datasets and backbones (the name's ``_``-separated parts), and settings that concern
+    another dataset or backbone left out; all of them with ``None``. ``name`` is never shown."""
+    if setting_names is None:
+        return {k: v for k, v in settings.items() if k != "name"}
+    tokens = {part for name in setting_names for part in (name, *name.split("_"))}
+    shown: dict[str, Any] = {}
+    for key, value in settings.items():
+        scope = _SETTING_SCOPE.get(key)
+        if key == "name" or (scope is not None and scope not in tokens):
+            continue
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k in tokens}
+            if not value:
+                continue
+        shown[key] = value
+    return shown
+
+
 def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
-                 command: str | None) -> list[str]:
-    """Header: scale and its settings, commits, hardware, total wall time, commands."""
+                 command: str | None, setting_names: Sequence[str] | None = None
+                 ) -> list[str]:
+    """Header: scale and its settings (those of ``setting_names`` only, see
+    :func:`shown_settings`), commits, hardware, total wall time, commands."""
     wall = sum(float(r.record.get("wall_time_s", 0.0)) for r in counted)
     hardware = _distinct(counted, lambda r: ", ".join(
         f"{k}={v}" for k, v in r.record["hardware"].items()))
@@ -119,7 +149,7 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
     data_notes = _data_notes(counted)
     lines = [
         f"- Scale: `{scale}` (configs/scale/{scale}.yaml): " + "; ".join(
-            f"{k} {v}" for k, v in settings.items() if k != "name")
+            f"{k} {v}" for k, v in shown_settings(settings, setting_names).items())
         + " (train_size null = the whole split)",
         f"- Report code: `{git_state()}`; run commits: "
         f"{', '.join(f'`{c}`' for c in commits) or 'none'}",
@@ -184,9 +214,10 @@ def report_table(name: str, runs: list[Run], scale: str, out: Path, force: bool,
     settings = scale_settings(scale)
     result = build_table(spec, runs, parse_seeds(settings["seeds"]), scale,
                          paper if paper is not None else load_paper(), analysis_seeds(settings))
-    header = header_lines(scale, settings, result.counted, command)
+    setting_names = [row.setting for row in spec.rows]
+    header = header_lines(scale, settings, result.counted, command, setting_names)
     header += [check.line() for check in check_targets(
-        [row.setting for row in spec.rows], settings.get("targets"), runs,
+        setting_names, settings.get("targets"), runs,
         parse_seeds(settings["seeds"]), scale)]
     folder = out / scale
     picture = folder / f"{name}.png"
@@ -322,7 +353,9 @@ def report_figures(runs: list[Run], scale: str, out: Path, force: bool,
     index = {(r.key.setting, r.key.block, r.key.noise, r.key.seed): r for r in runs
              if r.key.scale == scale and r.complete}
     lines = ["# Figures 3 and 4", "",
-             *header_lines(scale, scale_settings(scale), list(index.values()), command), ""]
+             *header_lines(scale, scale_settings(scale), list(index.values()), command,
+                           [setting for panels in FIGURES.values()
+                            for _, setting, _, _ in panels]), ""]
     makers: dict[Path, Any] = {}
     for figure, panels in FIGURES.items():
         for label, setting, eval_name, filename in panels:

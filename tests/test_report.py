@@ -265,3 +265,24 @@ def test_report_stamp_is_the_last_commit_of_the_report_code(tmp_path):
     assert git_commit(tmp_path, ["report.py"]) == {"hash": first, "dirty": True}
     git("commit", "-qam", "report changed")
     assert git_commit(tmp_path, ["report.py"])["hash"] == git("rev-parse", "HEAD")
+
+
+def test_header_shows_only_the_tables_own_scale_settings():
+    """A CIFAR-10 CNN table prints the CNN's epochs, training size, precision and target, not
+    the LSTM's width or MNIST's epochs; a low-data table its own epochs; no names: all."""
+    settings = {"name": "cpu", "seeds": "0,1", "epochs": {"mnist_mlp": 19, "cifar10_cnn": 33,
+                                                          "lowdata": 31},
+                "train_size": {"mnist": None, "cifar10": None, "imdb": None},
+                "precision": {"mlp": "bf16-mixed", "cnn": "32-true", "lstm": "32-true"},
+                "lstm_hidden_dim": 128, "imdb_max_length": 256, "channels_last": False,
+                "cifar10c_corruptions": None, "targets": {"cifar10_cnn": 80.0}}
+    cnn = report.shown_settings(settings, ["cifar10_cnn"])
+    assert cnn == {"seeds": "0,1", "epochs": {"cifar10_cnn": 33},
+                   "train_size": {"cifar10": None}, "precision": {"cnn": "32-true"},
+                   "channels_last": False, "cifar10c_corruptions": None,
+                   "targets": {"cifar10_cnn": 80.0}}
+    low = report.shown_settings(settings, ["lowdata_mnist_mlp", "lowdata_cifar10_mlp"])
+    assert low["epochs"] == {"lowdata": 31} and low["precision"] == {"mlp": "bf16-mixed"}
+    assert "targets" not in low and "lstm_hidden_dim" not in low
+    assert report.shown_settings(settings, None) == {k: v for k, v in settings.items()
+                                                    if k != "name"}

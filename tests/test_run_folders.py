@@ -25,7 +25,7 @@ import yaml
 
 from conftest import CONFIG_DIR, compose_train
 from midl import records as rec
-from midl.extras import quiet_console
+from midl.extras import dropped_log_lines, quiet_console
 from midl.provenance import NOT_RESULT_KEYS
 from midl.reporting.runs import collect_runs
 from midl.summarize import find_runs, summarize
@@ -208,6 +208,8 @@ def test_quiet_console_silences_lightning_noise_and_repeats():
         for _ in range(3):
             warnings.warn("unit-test file: MD5 a differs from the published b", ChecksumWarning,
                           stacklevel=1)
+        warnings.warn("You're resuming from a checkpoint that ended before the epoch ended "
+                      "and your dataloader is not resumable.", UserWarning, stacklevel=1)
         warnings.warn("something else", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == [
         "unit-test file: MD5 a differs from the published b", "something else"]
@@ -224,11 +226,17 @@ def test_quiet_console_silences_lightning_noise_and_repeats():
     try:
         rank_zero_info("💡 Tip: For seamless cloud logging ...")
         rank_zero_info("GPU available: False, used: False")
+        with dropped_log_lines():  # as in an analysis: no accelerator lines
+            rank_zero_info("GPU available: False, used: False")
+            rank_zero_info("TPU available: False, using: 0 TPU cores")
+            rank_zero_info("analysis line")
+        rank_zero_info("TPU available: False, using: 0 TPU cores")
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
         logger.disabled = disabled
-    assert seen == ["GPU available: False, used: False"]
+    assert seen == ["GPU available: False, used: False", "analysis line",
+                    "TPU available: False, using: 0 TPU cores"]
 
 
 @pytest.mark.slow

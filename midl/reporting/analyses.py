@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from midl.extras import quiet_console
+from midl.extras import dropped_log_lines, quiet_console
 from midl.records import save_run_record
 from midl.reporting.runs import (
     DuplicateRunError,
@@ -114,6 +114,11 @@ def run_analysis(run: Run, analysis: str, settings: dict[str, Any], device: str 
     import midl.evaluate  # noqa: F401  (Lightning loaded: its console can be quieted)
 
     quiet_console()  # Lightning's tip banner, once per evaluation otherwise (midl.extras)
+    with dropped_log_lines():  # and its accelerator lines, once per evaluation's Trainer
+        _run_analysis(run, analysis, settings, device)
+
+
+def _run_analysis(run: Run, analysis: str, settings: dict[str, Any], device: str) -> None:
     if analysis == "cifar10c":  # midl.evaluate eval_data=cifar10c, summarised in CIFAR10C_FILE
         from hydra import compose, initialize_config_dir
 
