@@ -4,7 +4,7 @@ What it measures, all as ratios of timings taken side by side in one run:
 
 - **Training step** (forward, backward, Adam; batch 64; synthetic input, no data loading) of
   the CIFAR-10 CNN and the MNIST MLP with MID-L, at 1 and 2 intra-op threads, in float32,
-  bf16 autocast and (CNN) bf16 autocast + channels-last, interleaved in rounds.
+  bf16 autocast and (CNN) float32 and bf16 autocast in channels-last, interleaved in rounds.
 - **Models per hour of a CIFAR-10 sweep**: training steps per second summed over the jobs that
   run at once, for today's default (one float32 job on all cores) against the fast path (one
   bf16 + channels-last job per core, one thread each), each measured for ``seconds`` in real
@@ -38,6 +38,7 @@ from midl.metrics.flops import count_flops
 # (workload, variant) -> (dtype under autocast or None, channels-last)
 VARIANTS: dict[str, tuple[torch.dtype | None, bool]] = {
     "fp32": (None, False),
+    "fp32+cl": (None, True),
     "bf16": (torch.bfloat16, False),
     "bf16+cl": (torch.bfloat16, True),
 }
@@ -86,7 +87,7 @@ def step_times(batch: int, threads: list[int], rounds: int, min_run_time: float
     and each variant's speed-up over float32 at the same thread count."""
     cases = {f"{w}/{v}/{t}": (make_step(w, v, batch), t)
              for w in SHAPES for v in VARIANTS for t in threads
-             if not (w == "mnist_mlp" and v == "bf16+cl")}
+             if not (w == "mnist_mlp" and v.endswith("+cl"))}
     for fn, t in cases.values():  # warm-up (oneDNN primitive creation)
         torch.set_num_threads(t)
         fn()
@@ -151,6 +152,7 @@ def models_per_hour(cores: int, rounds: int, seconds: float, batch: int,
     setups = {
         "fp32, 1 job x all threads (default)": ("fp32", 1, cores),
         "fp32, 1 job per core x 1 thread": ("fp32", cores, 1),
+        "fp32+cl, 1 job per core x 1 thread (cpu scale)": ("fp32+cl", cores, 1),
         "bf16+cl, 1 job x all threads": ("bf16+cl", 1, cores),
         FAST_PATH: ("bf16+cl", cores, 1),
     }
@@ -184,7 +186,8 @@ def roofline(steps: dict[str, Any], batch: int, threads: list[int], n: int,
     for t in threads:
         peaks = {"fp32": matmul_peak(torch.float32, t, n, min_run_time),
                  "bf16": matmul_peak(torch.bfloat16, t, n, min_run_time)}
-        for variant, peak in (("fp32", peaks["fp32"]), ("bf16+cl", peaks["bf16"])):
+        for variant, peak in (("fp32", peaks["fp32"]), ("fp32+cl", peaks["fp32"]),
+                              ("bf16+cl", peaks["bf16"])):
             achieved = flops / steps["time_s"][f"cifar10_cnn/{variant}/{t}"]["median"]
             out[f"{variant}/{t}"] = {"achieved_flop_s": achieved, "peak_flop_s": peak,
                                      "fraction_of_peak": achieved / peak}

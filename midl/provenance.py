@@ -104,6 +104,9 @@ NOT_RESULT_KEYS: tuple[str, ...] = (
                                   # interpolations (kept there); the rest tunes analyses
     "compile",                    # nn.Module.compile: the same network, compiled
     "num_threads",                # intra-op threads of the job: the same arithmetic per op
+    "model.channels_last",        # memory layout of the CNN's conv stack (NHWC or NCHW): the
+                                  # same function, equal to float rounding (test_fast_path);
+                                  # the precision it runs in is trainer.precision, kept
     "trainer.accelerator",        # where it runs (cpu | gpu): recorded under "hardware"
     "trainer.enable_progress_bar",
     "trainer.enable_model_summary",

@@ -116,6 +116,24 @@ def test_channels_last_cnn_matches_contiguous():
     torch.testing.assert_close(a, b, rtol=0.05, atol=0.05)  # bf16 keeps ~3 significant digits
 
 
+def test_channels_last_cnn_trains_like_contiguous_in_float32():
+    """Training mode (batch-norm statistics, backward): the NHWC conv stack gives the float32
+    loss and every gradient of the NCHW one to float rounding, so ``model.channels_last`` is a
+    layout choice, not a result setting (midl.provenance.NOT_RESULT_KEYS)."""
+    torch.manual_seed(3)
+    plain = CNN((3, 32, 32), 10, lambda d: nn.Identity()).train()
+    fast = CNN((3, 32, 32), 10, lambda d: nn.Identity(), channels_last=True).train()
+    fast.load_state_dict(plain.state_dict())
+    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
+    losses = [nn.functional.cross_entropy(net(x), y) for net in (plain, fast)]
+    for loss in losses:
+        loss.backward()
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    for (name, a), (_, b) in zip(plain.named_parameters(), fast.named_parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5, msg=name)
+    torch.testing.assert_close(fast.features[1].running_var, plain.features[1].running_var)
+
+
 def test_two_parallel_single_thread_jobs_keep_their_own_files(tmp_path):
     """`make tables`' default launcher: two jobs at once, one thread each, separate folders."""
     out = tmp_path / "out"
@@ -192,7 +210,8 @@ def test_cpu_scale_precision_follows_the_committed_equivalence_check(name):
         line = next(x for x in decision.splitlines() if x.startswith(f"- {setting}:"))
         adopted = "fast path adopted" in line
         assert (scale["precision"][backbone] == "bf16-mixed") == adopted, line
-    assert scale["channels_last"] == (scale["precision"]["cnn"] == "bf16-mixed")
+    if scale["precision"]["cnn"] == "bf16-mixed":  # the AMX kernels want NHWC; fp32 may too
+        assert scale["channels_last"]
 
 
 def test_precision_report_regenerates_from_its_committed_records():

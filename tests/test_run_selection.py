@@ -57,6 +57,7 @@ def test_hash_ignores_paths_and_excluded_keys_but_not_settings(tmp_path):
     moved["tags"], moved["force"], moved["resume"] = ["other"], True, False
     moved["logger"] = None
     moved["trainer"]["accelerator"] = "gpu"
+    moved["model"]["channels_last"] = not base["model"].get("channels_last", False)
     assert config_hash(moved) == config_hash(base)
     assert {"paths", "logger", "hydra", "tags", "force", "resume"} <= set(NOT_RESULT_KEYS)
     changed = json.loads(json.dumps(base))
