@@ -106,7 +106,8 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 
 def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any = None,
-                    data_dir: str | None = None, data_config: str | None = None
+                    data_dir: str | None = None, data_config: str | None = None,
+                    model_overrides: Any = None
                     ) -> tuple[pl.LightningDataModule, ClassificationModule]:
     """Rebuild a run's data module and model from ``cfg`` and load ``ckpt_path``'s weights.
 
@@ -120,6 +121,8 @@ def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any 
             to the run's paths, and keys it shares with the run's data config keep the run's
             values (data root, validation slice, training subset: the normalisation
             statistics are those of training).
+        model_overrides: a mapping merged into ``cfg.model`` that leaves the weights' shapes
+            alone (e.g. ``{"channels_last": True}``: the same network in another layout).
 
     Raises:
         FileNotFoundError: if the checkpoint or the data config does not exist.
@@ -143,6 +146,8 @@ def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any 
             cfg.data.data_dir = str(data_dir)
         if data_overrides:
             cfg.data = OmegaConf.merge(cfg.data, data_overrides)
+        if model_overrides:
+            cfg.model = OmegaConf.merge(cfg.model, model_overrides)
     datamodule, module = build(cfg)
     state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
@@ -365,7 +370,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run_cfg = load_run_config(run_dir)
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = load_checkpoint(run_cfg, ckpt_path, cfg.get("data"), cfg.get("data_dir"),
-                                         cfg.get("eval_data"))
+                                         cfg.get("eval_data"), cfg.get("model"))
     module.anr_tau = cfg.anr_tau
     device = _device(cfg.device)
 

@@ -114,3 +114,31 @@ def test_other_data_config_is_stored_under_its_own_name(trained_run):
     with pytest.raises(FileNotFoundError, match="no_such_data"):
         evaluate(compose_evaluate([f'ckpt_path="{run_dir / "checkpoints" / "last.ckpt"}"',
                                    "analysis=[]", "eval_data=no_such_data"]))
+
+
+def test_model_overrides_rebuild_the_same_network_in_another_layout(tmp_path):
+    """``model`` overrides (``+model.channels_last=true``, as the efficiency analysis passes
+    for every CNN of a scale) load the run's weights into the network built with them: an
+    NCHW-trained CNN evaluated channels-last gives the same outputs to float rounding."""
+    import torch
+
+    from conftest import compose_train
+    from midl.evaluate import load_checkpoint, load_run_config
+
+    cfg = compose_train(["model=cnn", "model.channels=[4,8]", "model.hidden_dim=16",
+                         "trainer.max_epochs=1", "logger=none",
+                         "callbacks.progress_bar.refresh_rate=0"], tmp_path)
+    train(cfg)
+    run_cfg, ckpt = load_run_config(tmp_path), tmp_path / "checkpoints" / "last.ckpt"
+    assert run_cfg.model.channels_last is False
+    data, plain = load_checkpoint(run_cfg, ckpt)
+    _, fast = load_checkpoint(run_cfg, ckpt, model_overrides={"channels_last": True})
+    conv = next(m for m in fast.net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert fast.net.channels_last and conv.weight.is_contiguous(
+        memory_format=torch.channels_last)
+    data.setup("test")
+    x, _ = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)  # normalised
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), plain(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(RuntimeError):  # an override that changes the weights' shapes
+        load_checkpoint(run_cfg, ckpt, model_overrides={"hidden_dim": 8})

@@ -8,7 +8,8 @@ Usage::
 What runs (the table's columns say what they need, :mod:`midl.reporting.tables`):
 
 - ``efficiency``: ``midl.evaluate analysis=[flops,latency,memory] eval_name=efficiency`` on
-  the runs of the scale's ``efficiency_seeds`` (latency and memory at batch 1 and 64);
+  the runs of the scale's ``efficiency_seeds`` (latency and memory at batch 1 and 64; a CNN
+  is timed in the scale's ``channels_last`` layout, whatever layout it was trained in);
 - ``smi``: ``midl.evaluate analysis=[smi] eval_name=smi`` on the runs of ``smi_seeds`` (also
   draws Figure 3 next to the run);
 - ``tsne`` (figures): ``midl.evaluate analysis=[tsne] eval_name=tsne`` on the seed-0 MID-L
@@ -151,6 +152,10 @@ def _run_analysis(run: Run, analysis: str, settings: dict[str, Any], device: str
                  f"latency.warmup={min(20, settings['latency_repeats'])}",
                  f"smi.n_directions={settings['smi_directions']}", f"smi.max_samples={n}",
                  f"tsne.n_samples={n}"]
+    model = run.record.get("config", {}).get("model", {})
+    if analysis == "efficiency" and "channels_last" in model:
+        # a layout, not a result setting: every CNN of a scale is timed in the scale's layout
+        overrides.append(f"+model.channels_last={bool(settings.get('channels_last'))}")
     with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("evaluate", overrides=overrides)
     evaluate(cfg)
