@@ -104,19 +104,22 @@ def _stamp_hash(stamp: dict[str, Any]) -> str | None:
 
 
 def _candidates(folder: Path) -> list[Path]:
-    """``last.ckpt`` first, then the other checkpoints, newest (modification time) first."""
-    last = folder / "last.ckpt"
-    others = sorted((p for p in folder.glob("*.ckpt") if p != last),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
-    return ([last] if last.exists() else []) + others
+    """The checkpoints newest (modification time) first; at equal times ``last*.ckpt`` (full
+    training state, possibly mid-epoch) before the epoch checkpoints. Newest, not
+    ``last.ckpt`` first: Lightning's ``ModelCheckpoint`` writes ``last-v1.ckpt`` when it finds
+    a ``last.ckpt`` it did not write (e.g. one saved on SIGTERM), and that file then holds
+    the later epochs."""
+    return sorted(folder.glob("*.ckpt"), key=lambda p: (p.stat().st_mtime,
+                                                        p.name.startswith("last")),
+                  reverse=True)
 
 
 def resume_checkpoint(folder: str | Path, config_hash: str, config: dict[str, Any]
                       ) -> tuple[Path | None, int]:
     """The checkpoint an interrupted run resumes from, and its ``global_step``.
 
-    Temporary files of interrupted checkpoint writes are removed first. Then it tries
-    ``last.ckpt``, then the other ``*.ckpt`` of ``folder`` (newest first). A file that
+    Temporary files of interrupted checkpoint writes are removed first. Then it tries the
+    ``*.ckpt`` of ``folder`` newest first (``last*.ckpt`` first at equal times). A file that
     does not load (``torch.load(weights_only=True)``) or holds no training state is set aside
     (:func:`set_aside`) with a warning, and the next one is tried; ``(None, 0)`` if none is
     left (the run starts from scratch). Checkpoints written before stamps existed are used

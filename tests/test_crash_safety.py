@@ -89,7 +89,8 @@ def test_kill_after_epoch_3_of_4_resumes_at_epoch_4_and_keeps_every_row(tmp_path
 
 def test_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     """A full disk while last.ckpt is written (here: the rename fails) leaves the previous
-    last.ckpt whole and no temporary file; the rerun resumes from it."""
+    last.ckpt whole and no temporary file; the rerun resumes from the newest whole
+    checkpoint: epoch 2's top-k checkpoint, written just before the failed last.ckpt."""
     real_replace, calls = os.replace, []
 
     def replace(src, dst, *a, **k):
@@ -106,8 +107,10 @@ def test_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeyp
     checkpoints = tmp_path / "checkpoints"
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 0
     assert not [p.name for p in checkpoints.iterdir() if p.name.endswith(".tmp")]
+    newest = max(checkpoints.glob("epoch_*.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert torch.load(newest, weights_only=True)["epoch"] == 1
     record = train(compose_train([*QUIET, "trainer.max_epochs=3"], tmp_path))
-    assert record["resumed_from"] == str(checkpoints / "last.ckpt")
+    assert record["resumed_from"] == str(newest)
     assert record["epochs_trained"] == 3
 
 
@@ -127,6 +130,28 @@ def test_truncated_last_ckpt_is_set_aside_and_the_previous_one_used(tmp_path, ca
     assert record["resumed_from"] == str(best)
     assert record["test"] == first["test"]
     assert not leftover.exists()
+
+
+def test_resume_takes_the_newest_checkpoint_also_when_lightning_wrote_last_v1(tmp_path):
+    """Seen in a sweep: after a resume from a ``last.ckpt`` that ``ModelCheckpoint`` had not
+    written itself (its state names no last file), Lightning keeps that file and writes the
+    later epochs to ``last-v1.ckpt``. A further interruption must resume from the newest
+    state (epoch 3 here), not from the stale ``last.ckpt`` (epoch 1)."""
+    train(compose_train([*QUIET, "trainer.max_epochs=1"], tmp_path))
+    (tmp_path / "metrics.json").unlink()
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    key = next(k for k in state["callbacks"] if k.startswith("ModelCheckpoint"))
+    state["callbacks"][key]["last_model_path"] = ""  # as a SIGTERM save before any epoch end
+    torch.save(state, last)
+    whole = train(compose_train([*QUIET, "trainer.max_epochs=3"], tmp_path))
+    newer = tmp_path / "checkpoints" / "last-v1.ckpt"
+    assert newer.exists() and torch.load(last, weights_only=True)["epoch"] == 0
+    (tmp_path / "metrics.json").unlink()  # killed after training, before the record
+
+    record = train(compose_train([*QUIET, "trainer.max_epochs=3"], tmp_path))
+    assert record["resumed_from"] == str(newer)
+    assert record["test"] == whole["test"]
 
 
 def test_no_loadable_checkpoint_starts_from_scratch(tmp_path):
