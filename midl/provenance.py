@@ -61,13 +61,29 @@ def commit_text(commit: Mapping[str, Any] | str | None) -> str:
     return "unknown" if commit is None else str(commit)[:12]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: ``/proc/cpuinfo``'s ``model name``; elsewhere
+    ``platform.processor()``), e.g. ``AMD EPYC`` or ``Intel(R) Xeon(R) Platinum 8488C``."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> dict[str, object]:
-    """The machine a result was measured on: CPU, cores, torch threads and any GPU."""
+    """The machine a result was measured on: CPU model and the vector instructions torch uses
+    on it (``cpu_isa``, e.g. ``AVX512``), cores, torch threads and any GPU."""
     import torch
 
     info: dict[str, object] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_isa": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda_available": torch.cuda.is_available(),

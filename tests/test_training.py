@@ -25,6 +25,8 @@ def test_default_digits_run_learns_and_writes_metrics_json(compose_cfg, tmp_path
     assert written["config"]["paths"]["output_dir"] == str(tmp_path)
     assert {"hash", "dirty"} <= set(written["commit"])
     assert written["hardware"]["cpu_count"] >= 1
+    # the CPU model, not just the architecture: records from two machines must be told apart
+    assert written["hardware"]["cpu_model"] not in ("", "x86_64", "aarch64")
     assert written["wall_time_s"] > 0
     assert written["epochs_trained"] == cfg.trainer.max_epochs
     assert (tmp_path / "checkpoints" / "last.ckpt").exists()
