@@ -6,6 +6,7 @@ import logging
 import os
 import random
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,37 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
         # saved at this step (by the parent, when the metric improved)
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class TrainingClock(pl.Callback):
+    """Wall-clock seconds a run has taken, summed over every process that trained it.
+
+    The count is kept in each checkpoint, so a run interrupted and resumed (once or many
+    times) reports its whole time, not only the last process's: ``elapsed()`` = seconds
+    stored in the checkpoint it resumed from + seconds since this clock was made. Time after
+    the last checkpoint of a killed process is lost with that process's work (a SIGTERM saves
+    at the next batch boundary, so little is lost there).
+    """
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.before = 0.0  # seconds of earlier processes, from the checkpoint resumed from
+        self._loaded = 0.0
+
+    def elapsed(self) -> float:
+        """Seconds: earlier processes' (from the checkpoint) plus this one's so far."""
+        return self.before + time.perf_counter() - self.start
+
+    def state_dict(self) -> dict[str, float]:
+        return {"elapsed_s": self.elapsed()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._loaded = float(state_dict.get("elapsed_s", 0.0))
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # only the checkpoint training resumes from counts: Lightning also restores callback
+        # states when it tests a checkpoint of this same run
+        self.before = self._loaded
 
 
 class NonFiniteLossError(RuntimeError):

@@ -219,6 +219,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     import lightning.pytorch as pl
 
+    from midl.callbacks import TrainingClock
     from midl.checkpoints import AtomicCheckpointIO, ConfigStamp, resume_checkpoint
     from midl.loggers import AppendingCSVLogger
 
@@ -232,11 +233,12 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                                 if cfg.resume and not cfg.force else (None, 0))
     resume_from = str(resume_path) if resume_path is not None else None
     set_num_threads(cfg.get("num_threads"))
-    start = time.perf_counter()
+    clock = TrainingClock()  # this process's time, plus that of earlier ones when resumed
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     callbacks.append(ConfigStamp(run_hash, run_settings))  # checkpoints name their settings
+    callbacks.append(clock)
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
                                       plugins=[AtomicCheckpointIO()])
@@ -276,7 +278,8 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "epochs_trained": trainer.current_epoch,
         "resumed_from": resume_from,
         "data": datamodule.summary(),
-        "wall_time_s": round(time.perf_counter() - start, 3),
+        "wall_time_s": round(clock.elapsed(), 3),  # every process's, when resumed
+        "wall_time_process_s": round(time.perf_counter() - clock.start, 3),  # this one's
         "finished_at": _now(),          # UTC; a run skipped later keeps it
         "command": " ".join(sys.argv),
         "commit": git_commit(),

@@ -154,6 +154,22 @@ def test_resume_takes_the_newest_checkpoint_also_when_lightning_wrote_last_v1(tm
     assert record["test"] == whole["test"]
 
 
+def test_a_resumed_run_reports_the_time_of_every_process_that_trained_it(tmp_path):
+    """wall_time_s sums the processes (the checkpoint keeps the count); wall_time_process_s
+    is the last process's alone."""
+    first = train(compose_train([*QUIET, "trainer.max_epochs=1"], tmp_path))
+    (tmp_path / "metrics.json").unlink()
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    before = state["callbacks"]["TrainingClock"]["elapsed_s"]
+    assert 0 < before <= first["wall_time_s"]
+    assert first["wall_time_s"] == pytest.approx(first["wall_time_process_s"], abs=0.05)
+
+    record = train(compose_train([*QUIET, "trainer.max_epochs=2"], tmp_path))
+    assert record["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert record["wall_time_s"] == pytest.approx(before + record["wall_time_process_s"],
+                                                  abs=0.05)
+
+
 def test_no_loadable_checkpoint_starts_from_scratch(tmp_path):
     train(compose_train([*QUIET, "trainer.max_epochs=1"], tmp_path))
     (tmp_path / "metrics.json").unlink()
