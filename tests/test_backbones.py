@@ -35,6 +35,31 @@ def test_lstm_token_input_ignores_padding():
     assert not torch.allclose(net(tokens), net(torch.tensor([[5, 3, 8, 0, 0, 0]])))
 
 
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_lstm_token_state_is_the_packed_sequence_final_state(num_layers):
+    """Each review's embedding is the last layer's hidden state after its own last real token,
+    as ``pack_padded_sequence`` gives it (the reference), with the same gradients, for
+    sequences of every length in one batch (an all-padding row counts as one pad token)."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    torch.manual_seed(1)
+    net = LSTM(input_shape=(12,), num_classes=2, block=functools.partial(DropoutBlock, p=0.0),
+               vocab_size=30, embed_dim=6, hidden_dim=8, num_layers=num_layers)
+    lengths = torch.tensor([12, 7, 1, 0, 12, 3])
+    x = torch.randint(1, 30, (6, 12))
+    x[torch.arange(12) >= lengths[:, None]] = 0
+    ours = net.features(x)
+    feats = net.features
+    packed = pack_padded_sequence(feats.embedding(x), lengths.clamp(min=1), batch_first=True,
+                                  enforce_sorted=False)
+    reference = feats.lstm(packed)[1][0][-1]
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+    weight = feats.lstm.weight_hh_l0
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), weight)
+    (g_ref,) = torch.autograd.grad(reference.square().sum(), weight)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-6)
+
+
 def test_backbone_errors_name_the_value():
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         CNN(input_shape=(64,), num_classes=2, block=BLOCK)
