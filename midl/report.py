@@ -108,7 +108,8 @@ def _distinct(runs: list[Run], get) -> list[str]:
 
 
 # scale settings that concern one dataset or backbone only (a token of the setting names)
-_SETTING_SCOPE = {"imdb_max_length": "imdb", "lstm_hidden_dim": "lstm",
+_SETTING_SCOPE = {"imdb_max_length": "imdb", "imdb_truncation_side": "imdb",
+                  "lstm_hidden_dim": "lstm",
                   "cifar10c_corruptions": "cifar10", "channels_last": "cnn"}
 
 
