@@ -19,20 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from midl.provenance import cpu_model
+
 
 def device_name(device: torch.device) -> str:
     """A readable name of ``device``: the GPU's name, or the CPU's processor string."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return cpu
+    return cpu_model()
 
 
 def library_versions() -> dict[str, str]:
