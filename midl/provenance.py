@@ -61,6 +61,11 @@ def commit_text(commit: Mapping[str, Any] | str | None) -> str:
     return "unknown" if commit is None else str(commit)[:12]
 
 
+def hardware_text(info: Mapping[str, Any]) -> str:
+    """A :func:`hardware` record as reports print it: ``key=value`` pairs joined by ``, ``."""
+    return ", ".join(f"{k}={v}" for k, v in info.items())
+
+
 def cpu_model() -> str:
     """The CPU's model name (Linux: ``/proc/cpuinfo``'s ``model name``; elsewhere
     ``platform.processor()``), e.g. ``AMD EPYC`` or ``Intel(R) Xeon(R) Platinum 8488C``."""

@@ -46,7 +46,7 @@ from midl.figures import (
     run_title,
 )
 from midl.io import atomic_write_text
-from midl.provenance import commit_text, git_commit
+from midl.provenance import commit_text, git_commit, hardware_text
 from midl.reporting.plots import plot_table
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown, shown
 from midl.reporting.runs import DuplicateRunError, Run, collect_runs
@@ -142,8 +142,7 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
     """Header: scale and its settings (those of ``setting_names`` only, see
     :func:`shown_settings`), commits, hardware, total wall time, commands."""
     wall = sum(float(r.record.get("wall_time_s", 0.0)) for r in counted)
-    hardware = _distinct(counted, lambda r: ", ".join(
-        f"{k}={v}" for k, v in r.record["hardware"].items()))
+    hardware = _distinct(counted, lambda r: hardware_text(r.record["hardware"]))
     commits = _distinct(counted, lambda r: commit_text(r.record["commit"]))
     sweeps = _distinct(counted, lambda r: r.record["command"].split("midl/train.py", 1)[-1]
                        .strip())

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from midl.io import atomic_write_text
-from midl.provenance import commit_text, git_commit
+from midl.provenance import commit_text, git_commit, hardware_text
 from midl.reporting.effects import seeds_needed, welch_effect
 from midl.reporting.runs import Run, collect_runs
 
@@ -129,8 +129,7 @@ def render(runs: list[Run], command: str) -> str:
     table, adopted = compare(runs)
     complete = [r for r in runs if r.complete]
     commits = sorted({commit_text(r.record["commit"]) for r in complete})
-    machines = sorted({", ".join(f"{k}={v}" for k, v in r.record["hardware"].items())
-                       for r in complete})
+    machines = sorted({hardware_text(r.record["hardware"]) for r in complete})
     lines = [
         "# Fast path equivalence: float32 vs bf16-mixed (+ channels-last)",
         "",
