@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from midl.blocks import DropoutBlock, MIDLayer, RandomTopK
+from midl.blocks import DropoutBlock, FixedAlpha, MIDLayer, RandomTopK
 from midl.metrics.anr import GateStatistics, activation_frequency, block_anr
 
 
@@ -49,8 +49,10 @@ def test_sequence_gates_count_positions():
     assert activation_frequency(layer.last_mask).shape == (6,)
 
 
-def test_dense_block_reports_one_under_both_definitions():
-    block = DropoutBlock(4).eval()
+@pytest.mark.parametrize("block_class", [DropoutBlock, FixedAlpha])
+def test_dense_block_reports_one_under_both_definitions(block_class):
+    # fixed alpha: gate 0.5 on every neuron, no top-k; it falls back like a dense layer
+    block = block_class(4).eval()
     block(torch.randn(3, 4))
     assert block_anr(block).item() == 1.0 and block_anr(block, tau=0.5).item() == 1.0
     stats = GateStatistics()

@@ -12,10 +12,12 @@ Two ANR definitions are reported, and every table column must say which one it u
 Both are averaged over test inputs (and over positions for sequence inputs). The gate is read
 from a block's ``last_alpha`` (dense gate alpha, (..., d)) and ``last_mask`` (bool top-k mask,
 (..., d)) after a forward pass in eval mode, where alpha_hat = alpha * mask (gate dropout is the
-identity). Blocks without a dense gate (dense baselines such as ``DropoutBlock``, or a random
-top-k that keeps only ``last_mask``) have nothing to threshold: the threshold ANR then falls
-back to the nonzero-gate ANR, i.e. the block's own ``active_neuron_ratio()`` (1.0 for dense
-layers, i.e. 100%).
+identity). Blocks without a learned dense gate (dense baselines such as ``DropoutBlock``, the
+fixed-alpha ablation with its constant gate 0.5, or a random top-k that keeps only
+``last_mask``) have nothing to threshold: the threshold ANR then falls back to the
+nonzero-gate ANR, i.e. the block's own ``active_neuron_ratio()`` (1.0 for dense layers and
+fixed alpha, i.e. 100%; k / d for random top-k). Their constant gate 0.5 is not above
+tau = 0.5, so the reports say so next to the column.
 """
 
 from __future__ import annotations

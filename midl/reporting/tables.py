@@ -194,7 +194,11 @@ CPU_MEM_NOTE = ("Memory: peak RSS of an isolated CPU process running the forward
                 "measured memory, so the difference is not a like-for-like comparison.")
 ANR_NOTE = ("ANR: `anr` is the nonzero-gate ANR (k/d = 50% for MID-L with top-k 50%), "
             "`anr_tau` the fraction of gates above 0.5; the paper's 41.8% (top-k 50%) cannot be "
-            "the first, so both are compared with it.")
+            "the first, so both are compared with it. Blocks without a learned gate report "
+            "their nonzero-gate ANR in both columns (midl.metrics.anr): dense layers and "
+            "fixed_alpha 100% (fixed_alpha's gate is 0.5 on every neuron), random_topk 50% "
+            "(gate 0.5 on its k kept neurons); a gate of exactly 0.5 is not above 0.5, so a "
+            "strict threshold would count none of their neurons.")
 
 
 def _pairs(setting: str, paper_models: dict[str, str], extra: dict[str, Any] | None = None,
