@@ -155,7 +155,7 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
         f"{', '.join(f'`{c}`' for c in commits) or 'none'}",
         f"- Hardware: {'; '.join(hardware) or 'unknown'}",
         f"- Total training wall time of the counted runs: {wall:.0f} s ({wall / 3600:.2f} h; "
-        "analyses not included)",
+        f"analyses not included{_undercount_note(counted)})",
         f"- Command: `{command or 'python -m midl.report ' + ' '.join(sys.argv[1:])}`",
         f"- Sweeps: {', '.join(f'`python -m midl.train {s}`' for s in sweeps) or 'none'}",
     ]
@@ -169,6 +169,18 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
                      f"settings than configs/scale/{scale}.yaml now holds: "
                      f"{'; '.join(recorded)}")
     return lines
+
+
+def _undercount_note(runs: list[Run]) -> str:
+    """``; N resumed runs ...`` for resumed records written before ``wall_time_s`` summed every
+    process of a run (no ``wall_time_process_s``): their earlier processes are not counted."""
+    partial = sum(1 for r in runs if r.record.get("resumed_from")
+                  and "wall_time_process_s" not in r.record)
+    if not partial:
+        return ""
+    runs_text = "1 resumed run" if partial == 1 else f"{partial} resumed runs"
+    return (f"; {runs_text} counted with the time of the last process only (recorded before "
+            "midl.train summed all of a run's processes)")
 
 
 def _data_notes(runs: list[Run]) -> list[str]:

@@ -3,6 +3,8 @@ Dropout baseline's counted runs and printed in every table header whose rows use
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from test_run_selection import SCALE, SETTING, make_run
 
@@ -60,3 +62,24 @@ def test_scale_warning_only_for_settings_that_shape_the_analyses(tmp_path):
 
     assert "WARNING" not in header({"epochs": {"imdb_lstm": 99}, "targets": {"x": 1.0}})
     assert "WARNING: the counted runs' analyses" in header({"smi_directions": 7})
+
+
+def test_header_says_when_resumed_runs_count_only_their_last_process(tmp_path):
+    """Records written before midl.train summed a resumed run's processes (no
+    ``wall_time_process_s``) undercount its time; the header says how many are counted so."""
+    def header(*records: dict) -> str:
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        for seed, extra in enumerate(records):
+            metrics = make_run(root, f"dropout_{seed}", "dropout", seed=seed) / "metrics.json"
+            metrics.write_text(json.dumps({**json.loads(metrics.read_text()), **extra}))
+        return "\n".join(report.header_lines(SCALE, scale_settings(SCALE),
+                                             collect_runs([root]), "test"))
+
+    old_resumed = {"resumed_from": "last.ckpt", "wall_time_s": 100.0}
+    summed = {"resumed_from": "last.ckpt", "wall_time_s": 300.0, "wall_time_process_s": 50.0}
+    fresh = {"resumed_from": None, "wall_time_s": 200.0}
+    text = header(old_resumed, summed, fresh)
+    assert "600 s (0.17 h; analyses not included; 1 resumed run counted with the time of the " \
+           "last process only" in text
+    assert "2 resumed runs counted" in header(old_resumed, old_resumed)
+    assert "resumed run" not in header(summed, fresh)
