@@ -12,7 +12,8 @@ Each run writes into its output directory (``outputs/<task_name>/runs/<overrides
 sweep, ``outputs/<task_name>/multirun/<overrides>/``; ``configs/hydra/default.yaml``; the two
 find each other's finished result): ``.hydra/`` (the composed config),
 ``csv/metrics.csv`` (the logged curves), ``checkpoints/`` and, after testing, ``metrics.json``
-(first the test metrics, ``"test": {"test/acc": ...}``, as printed at the end of the run;
+(first the test metrics, ``"test": {"test/acc": ...}``, as printed at the end of the run, and
+with ``test_ckpt=best`` those of the final weights, ``"test_last"``;
 then the resolved config, seed, commit, hardware, wall time), written atomically. A run
 whose ``metrics.json`` already exists is not redone unless ``force=true``; a debug run
 (``debug=...``) writes ``metrics.json`` but no run record, and no report counts it.
@@ -251,9 +252,14 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         checkpoint = trainer.checkpoint_callback
-        ckpt_path = None
+        ckpt_path, last_metrics = None, None
         if cfg.test_ckpt == "best" and checkpoint is not None and checkpoint.best_model_path:
             ckpt_path = checkpoint.best_model_path
+            # The final weights too, first (the module holds them after fit): under label
+            # noise the best clean-validation checkpoint and the last epoch differ, and the
+            # paper does not say which one it tests (Tables 3 and 11 show both).
+            trainer.test(module, datamodule=datamodule)
+            last_metrics = _test_metrics(trainer)
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     finally:
         if any(type(lg).__name__ == "WandbLogger" for lg in loggers):
@@ -261,8 +267,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
             wandb.finish()
 
-    test_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                    if k.startswith("test/")}
+    test_metrics = _test_metrics(trainer)
     # Test sets made of several parts (CIFAR-10-C: 15 corruptions) also report each part.
     per_part = (datamodule.evaluate(module.net, device=module.device)
                 if callable(getattr(datamodule, "evaluate", None)) else None)
@@ -271,6 +276,8 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "test": test_metrics,
         "best_val": best_validation(trainer),  # e.g. {"val/acc": ...} of the best checkpoint
         **({"test_parts": per_part} if per_part is not None else {}),
+        # the final weights' test metrics when ``test`` is of the best checkpoint
+        **({"test_last": last_metrics} if last_metrics is not None else {}),
         "task_name": cfg.task_name,
         "seed": cfg.seed,
         **({"debug": debug} if debug else {}),
@@ -293,6 +300,11 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     record = finish_run(cfg, output_dir, record)  # analyses, then results/runs/<scale>/...
     log.info("wrote %s", result_path)
     return record
+
+
+def _test_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    """The ``test/...`` metrics of the trainer's last ``test`` call, as floats."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
 
 
 def _now() -> str:

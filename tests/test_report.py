@@ -23,8 +23,10 @@ SHARED_PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "paper
 
 def make_run(root: Path, setting: str, block: str, seed: int, noise: float = 0.0,
              scale: str = "cpu", test: dict | None = None, status: str = "complete",
-             analysis: dict | None = None, config: dict | None = None) -> Path:
-    """A run folder as midl.train + Hydra write it (only the files the report reads)."""
+             analysis: dict | None = None, config: dict | None = None,
+             extra: dict | None = None) -> Path:
+    """A run folder as midl.train + Hydra write it (only the files the report reads);
+    ``extra``: more top-level fields of its metrics.json (e.g. ``test_last``)."""
     name = (f"+experiment_setting={setting},+scale={scale},block={block},"
             f"data.label_noise={noise},seed={seed}")
     path = root / f"grid_{setting}" / "multirun" / name
@@ -45,7 +47,7 @@ def make_run(root: Path, setting: str, block: str, seed: int, noise: float = 0.0
                       RunKey(setting, block, noise, seed, scale))}
         if analysis:
             record["analysis"] = analysis
-        (path / "metrics.json").write_text(json.dumps(record))
+        (path / "metrics.json").write_text(json.dumps({**record, **(extra or {})}))
     elif status == "failed":
         (path / "error.txt").write_text("Traceback: boom\n")
     return path
@@ -122,13 +124,18 @@ def test_other_scales_and_seeds_are_not_counted(tmp_path):
 def test_noise_columns_read_their_own_runs(tmp_path):
     for seed in range(5):
         for noise, acc in ((0.0, 0.8), (0.2, 0.6), (0.4, 0.5), (0.6, 0.3)):
+            # the final weights (test_last) after memorising noisy labels; seed 4's record
+            # predates test_last
+            last = {"test_last": {"test/acc": acc - 0.2 + 0.01 * seed}} if seed < 4 else {}
             make_run(tmp_path, "cifar10_cnn", "midl", seed, noise=noise,
-                     test={"test/acc": acc + 0.01 * seed})
+                     test={"test/acc": acc + 0.01 * seed}, extra=last)
     result = build_table(TABLES["table3"], collect_runs([tmp_path]), list(range(5)), "cpu",
                          PAPER)
     assert result.cells[("midl", "clean")].mean == pytest.approx(82.0)
     assert result.cells[("midl", "noise40")].mean == pytest.approx(52.0)
     assert result.cells[("midl", "noise40")].paper == 55.8
+    last40 = result.cells[("midl", "noise40_last")]
+    assert last40.mean == pytest.approx(31.5) and last40.n == 4 and last40.paper == 55.8
     assert result.cells[("midl", "noise60")].paper is None       # not in Table 3
     c10c = result.cells[("midl", "cifar10c")]
     assert c10c.n == 0 and result.missing_analyses                # analysis not run yet

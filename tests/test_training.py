@@ -40,6 +40,36 @@ def test_default_digits_run_learns_and_writes_metrics_json(compose_cfg, tmp_path
     assert again == written and (tmp_path / "metrics.json").read_bytes() == before
 
 
+def test_best_checkpoint_run_also_tests_the_final_weights(compose_cfg, tmp_path):
+    """``test`` is of the best val/acc checkpoint, ``test_last`` of the final weights (the
+    label-noise tables show both): each equals the accuracy of its checkpoint's weights."""
+    import torch
+
+    from midl.train import build
+
+    cfg = compose_cfg(["callbacks.progress_bar.refresh_rate=0", "trainer.max_epochs=4",
+                       "optimizer.lr=0.05"])  # a large step: the last epoch is not the best
+    record = train(cfg)
+    datamodule, module = build(cfg)
+    datamodule.setup("test")
+
+    def accuracy(checkpoint: str) -> float:
+        state = torch.load(tmp_path / "checkpoints" / checkpoint, weights_only=True)
+        module.load_state_dict(state["state_dict"])
+        module.eval()
+        with torch.no_grad():
+            batches = [datamodule.on_after_batch_transfer(b, 0)
+                       for b in datamodule.test_dataloader()]  # uint8 -> float inputs
+            pairs = [(module(x).argmax(1), y) for x, y in batches]
+        return float(sum((p == y).sum() for p, y in pairs) / sum(len(y) for _, y in pairs))
+
+    best = os.path.basename(record["tested_checkpoint"])
+    assert accuracy(best) != accuracy("last.ckpt")  # else the test could not tell them apart
+    assert record["test"]["test/acc"] == pytest.approx(accuracy(best), abs=1e-6)
+    assert record["test_last"]["test/acc"] == pytest.approx(accuracy("last.ckpt"), abs=1e-6)
+    assert set(record["test_last"]) == set(record["test"])
+
+
 @pytest.mark.slow
 def test_mnist_mlp_midl_one_epoch_reaches_95_percent(compose_cfg):
     root = require_real("MNIST/raw")
