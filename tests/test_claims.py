@@ -127,6 +127,38 @@ def test_paired_and_welch_match_scipy():
     assert summary.boot_low is None  # no per-seed values: no bootstrap
 
 
+def test_q_values_are_benjamini_hochberg_and_mark_only_unadjusted_differences():
+    p_values = [0.001, 0.04, 0.3, 0.8]
+    verdicts = ["held", "opposite", "not found", "inconclusive"]
+    judgements = [audit.Judgement(claim(id=f"c{i}"), v, effects.Effect(1.0, 0.1, 2.0,
+                                                                       p_value=p, n_a=5))
+                  for i, (p, v) in enumerate(zip(p_values, verdicts, strict=True))]
+    exact = audit.Judgement(claim(id="exact", deterministic=True), "opposite",
+                            effects.Effect(-1.0, -1.0, -1.0))
+    assert audit.adjust_for_multiplicity([*judgements, exact]) == 4
+    # independent Benjamini-Hochberg: q_(i) = min over j >= i of p_(j) * M / j
+    m, order = len(p_values), np.argsort(p_values)
+    expected, running = [0.0] * m, 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, p_values[i] * m / rank)
+        expected[i] = running
+    assert [j.q_value for j in judgements] == pytest.approx(expected)
+    assert expected[1] > audit.FDR > p_values[1]  # significant alone, not among four tests
+    assert [j.maybe_chance for j in judgements] == [False, True, False, False]
+    assert exact.q_value is None and not exact.maybe_chance
+    md = audit.markdown([*judgements, exact], [])
+    assert "q: the p-value adjusted for the 4 claims" in md
+    rows = {line.split("|")[1].strip(" `"): line for line in md.splitlines()
+            if line.startswith("| `")}
+    assert "**opposite** ‡" in rows["c1"] and "‡" not in rows["c0"] + rows["exact"]
+    block = audit.readme_block([*judgements, exact], "cpu")
+    assert block.count("‡") == 2 and "adjusted for the 4 claims" in block  # c1 + legend
+    csv_rows = audit.csv_text([*judgements, exact], []).splitlines()
+    q_column = csv_rows[0].split(",").index("q_value")
+    assert float(csv_rows[2].split(",")[q_column]) == pytest.approx(expected[1])
+
+
 def test_arms_of_different_settings_are_not_paired():
     spec = TABLES["table2"]
     rows = [r.label for r in spec.rows if r.setting == "lowdata_cifar10_mlp"]
