@@ -92,6 +92,7 @@ from midl.provenance import commit_text, git_commit
 from midl.reporting.effects import (
     DIRECTIONS,
     MAX_SEEDS,
+    NONZERO_VERDICTS,
     Effect,
     one_sample_effect,
     paired_effect,
@@ -116,8 +117,6 @@ END = "<!-- claims:end -->"
 
 EFFECTS = ("difference", "one_sample", "ratio", "analytic")
 FDR = 0.05  # false discovery rate below which a difference from zero is not marked
-NONZERO_VERDICTS = ("opposite", "held", "weaker than claimed", "differs (a > b)",
-                    "differs (a < b)")
 ANALYTIC = ("anr_reduction",)
 
 
@@ -362,8 +361,9 @@ class Judgement:
 
 
 def adjust_for_multiplicity(judgements: Sequence[Judgement]) -> int:
-    """Set each judgement's ``q_value``: the Benjamini-Hochberg adjusted p-value over every
-    judgement with a finite p-value (module docstring, "Many claims at once").
+    """Set each judgement's ``q_value``: the Benjamini-Hochberg adjusted p-value (a
+    probability in [0, 1], >= the claim's p) over every judgement with a finite p-value
+    (module docstring, "Many claims at once").
 
     Args:
         judgements: all judgements of one audit; changed in place (others keep ``None``).
@@ -568,6 +568,15 @@ def _comparison(j: Judgement) -> str:
     return f"{c.table} {j.metric or c.metric}: {what}"
 
 
+def chance_note(judgements: Sequence[Judgement]) -> str:
+    """The legend of ``‡`` (:attr:`Judgement.maybe_chance`), naming M, the number of claims
+    whose p-values were adjusted together (those with a ``q_value``)."""
+    tested = sum(j.q_value is not None for j in judgements)
+    return (f"‡: a difference from zero whose q (its p-value adjusted for the {tested} claims "
+            f"with a p-value judged together, Benjamini-Hochberg) is >= {FDR:g}: it may be "
+            "a chance finding. The verdict itself uses the claim's own 95% interval.")
+
+
 def _seeds_text(j: Judgement) -> str:
     if j.verdict != "inconclusive":
         return ""
@@ -581,7 +590,6 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
     counts: dict[str, int] = {}
     for j in judgements:
         counts[j.verdict] = counts.get(j.verdict, 0) + 1
-    tested = sum(j.q_value is not None for j in judgements)
     lines = ["# Did the paper's claims hold?", "", *header, "",
              "Verdicts: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items(),
                                                                      key=lambda kv: -kv[1])),
@@ -589,11 +597,8 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
              "both arms share seeds and data, else Welch; the bootstrap interval is in "
              "`claims.csv`). Paper: the paper's effect from its tables. Accuracy effects in "
              "percentage points (pts). Rules: `midl/claims.py`'s docstring.", "",
-             f"q: the p-value adjusted for the {tested} claims with a p-value judged here "
-             "together (Benjamini-Hochberg false discovery rate). Each verdict uses its own "
-             "95% interval; `‡` marks a verdict of a difference from zero whose q is "
-             f">= {FDR:g}, which may be one of the chance findings expected among "
-             f"{tested} tests.", "",
+             "q: the p-value adjusted for the number of claims tested together "
+             "(Benjamini-Hochberg false discovery rate). " + chance_note(judgements), "",
              "| Claim | Paper says (source) | Comparison | Ours (95% CI) | p | q | n | Paper | "
              "Verdict | Seeds needed |", "|---|---|---|---|---|---|---|---|---|---|"]
     for j in judgements:
@@ -669,10 +674,7 @@ def readme_block(judgements: list[Judgement], scale: str,
         mark = " ‡" if j.maybe_chance else ""
         lines.append(f"| {j.claim.group} | `{j.claim.id}` | “{j.claim.quote}” | {ours_text(j)} "
                      f"| {_paper_text(j)} | **{j.verdict}**{mark} |")
-    tested = sum(j.q_value is not None for j in judgements)
-    lines += ["", f"‡: a difference from zero whose p-value, adjusted for the {tested} claims "
-              f"with a p-value (Benjamini-Hochberg), is >= {FDR:g}: it may be a chance "
-              "finding.", "", END]
+    lines += ["", chance_note(judgements), "", END]
     return "\n".join(lines)
 
 

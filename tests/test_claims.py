@@ -148,7 +148,7 @@ def test_q_values_are_benjamini_hochberg_and_mark_only_unadjusted_differences():
     assert [j.maybe_chance for j in judgements] == [False, True, False, False]
     assert exact.q_value is None and not exact.maybe_chance
     md = audit.markdown([*judgements, exact], [])
-    assert "q: the p-value adjusted for the 4 claims" in md
+    assert "adjusted for the 4 claims" in md
     rows = {line.split("|")[1].strip(" `"): line for line in md.splitlines()
             if line.startswith("| `")}
     assert "**opposite** ‡" in rows["c1"] and "‡" not in rows["c0"] + rows["exact"]

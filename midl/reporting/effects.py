@@ -20,6 +20,9 @@ DIRECTIONS = ("higher", "lower", "either")
 VERDICTS = ("held", "weaker than claimed", "not found", "opposite", "inconclusive",
             "not testable here", "no data", "differs (a > b)", "differs (a < b)",
             "no difference detected")
+# the verdicts of an interval that excludes the neutral value (a difference from zero)
+NONZERO_VERDICTS = ("held", "weaker than claimed", "opposite", "differs (a > b)",
+                    "differs (a < b)")
 CONFIDENCE = 0.95
 ROUNDING = 0.02  # the paper prints 2-3 significant digits (exact values within 2% hold)
 MAX_SEEDS = 100_000
