@@ -26,7 +26,12 @@ Statistics (``scipy.stats``), per claim, over seeds; units are the metric's (acc
 percentage points):
 
 - effect: mean(a) - mean(b) (``difference``); the mean of a's values (``one_sample``,
-  against 0); mean(a) / mean(b) (``ratio``, deterministic metrics only);
+  against 0); mean(a) / mean(b) (``ratio``, deterministic metrics only). With
+  ``relative_to`` (a second column), each arm's value of a seed is first its change from that
+  column in the same seed, metric - relative_to (e.g. the accuracy lost to label noise,
+  noise40 - clean), and the paper's number likewise: a difference of changes, so "degrades
+  more slowly" is tested as such rather than as a higher accuracy under noise; from
+  committed summaries (no per-seed values) the change has a mean but no known spread;
 - paired by seed (``ttest_rel``) when both arms are runs of the same setting and label noise
   with the same seeds (then they share data, split and batch order: only the block differs),
   else Welch's unequal-variance t-test (``ttest_ind(equal_var=False)``, or
@@ -161,6 +166,7 @@ class Claim:
     fallback_metric: str | None = None
     paper_effect: float | None = None
     analytic: str | None = None
+    relative_to: str | None = None
     unit: str | None = None
     not_testable: dict[str, Any] | None = None
     note: str = ""
@@ -232,12 +238,15 @@ def _check_cells(claim: Claim) -> None:
     if spec is None:
         raise ClaimsError(f"claim {claim.id}: table {claim.table!r}; allowed: {sorted(SPECS)}")
     columns = [c.key for c in spec.columns]
-    for metric in (claim.metric, claim.paper_metric, claim.fallback_metric):
+    for metric in (claim.metric, claim.paper_metric, claim.fallback_metric, claim.relative_to):
         if metric is not None and metric not in columns:
             raise ClaimsError(f"claim {claim.id}: {spec.name} has no column {metric!r}: "
                               f"columns are {columns}")
     if claim.metric is None or claim.a is None:
         raise ClaimsError(f"claim {claim.id}: needs `metric` and `a`")
+    if claim.relative_to is not None and (claim.effect != "difference" or claim.exact):
+        raise ClaimsError(f"claim {claim.id}: relative_to needs effect `difference` (not "
+                          f"{claim.effect!r}) and a metric that varies over seeds")
     _row(spec, claim.a)
     if claim.effect == "one_sample":
         return
@@ -265,6 +274,23 @@ class Cell:
             self.n = len(v)
             self.mean = float(v.mean()) if len(v) else None
             self.sd = float(v.std(ddof=1)) if len(v) > 1 else None
+
+
+def change_from(cell: Cell | None, base: Cell | None) -> Cell | None:
+    """``cell`` - ``base`` per seed (the seeds both have), the paper's numbers likewise: the
+    change of one row from one column to another (module docstring, ``relative_to``). From
+    summaries (no per-seed values) the change of the means, with no spread (n = the smaller
+    n). None where either cell is missing."""
+    if cell is None or base is None:
+        return None
+    paper = (None if cell.paper is None or base.paper is None else cell.paper - base.paper)
+    na = cell.na or base.na
+    if cell.values is not None and base.values is not None:
+        return Cell(values={s: v - base.values[s] for s, v in cell.values.items()
+                            if s in base.values}, paper=paper, na=na)
+    mean = (None if cell.mean is None or base.mean is None else cell.mean - base.mean)
+    return Cell(mean=mean, n=min(cell.n, base.n) if mean is not None else 0, paper=paper,
+                na=na)
 
 
 @dataclass
@@ -407,10 +433,17 @@ def analytic_value(name: str) -> tuple[float, str]:
 
 def _arm(tables: dict[str, TableCells], claim: Claim, row_name: str,
          metric: str) -> tuple[Cell | None, Row]:
+    """The cell of row ``row_name`` and column ``metric`` (its change from the claim's
+    ``relative_to`` column, :func:`change_from`, where the claim names one) and the row."""
     spec = SPECS[str(claim.table)]
     row = _row(spec, row_name)
     table = tables.get(spec.name)
-    return (None if table is None else table.cells.get((row.label, metric))), row
+    if table is None:
+        return None, row
+    cell = table.cells.get((row.label, metric))
+    if claim.relative_to is not None:
+        cell = change_from(cell, table.cells.get((row.label, claim.relative_to)))
+    return cell, row
 
 
 def _paired(spec: TableSpec, metric: str, ra: Row, rb: Row) -> bool:
@@ -464,14 +497,17 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str) -> Judgement:
         out.verdict, out.reason = "not testable here", next(c.na for c in cells if c.na)
         return out
     if a is None or a.n == 0 or (rb is not None and (b is None or b.n == 0)):
-        out.reason = f"no {used} value for " + (str(claim.a) if a is None or a.n == 0
+        what = used if claim.relative_to is None else f"{used} − {claim.relative_to}"
+        out.reason = f"no {what} value for " + (str(claim.a) if a is None or a.n == 0
                                                  else str(claim.b))
         return out
     out.effect = _effect(claim, a, b, spec, used, ra, rb)
     e = out.effect
     out.verdict = verdict(claim.direction, e.low, e.high, paper, claim.neutral, claim.exact)
     if out.verdict == "inconclusive":
-        if not e.spread:
+        if not e.spread and a.values is None and claim.relative_to is not None:
+            out.reason = "a change from table summaries (no per-seed values): no spread known"
+        elif not e.spread:
             out.reason = "fewer than 2 values per arm: no spread known"
         else:
             s = 1.0 if claim.direction != "lower" else -1.0
@@ -565,7 +601,10 @@ def _comparison(j: Judgement) -> str:
         return f"{c.analytic} (analytic)"
     what = {"difference": f"{c.a} − {c.b}", "ratio": f"{c.a} / {c.b}",
             "one_sample": f"{c.a}"}[c.effect]
-    return f"{c.table} {j.metric or c.metric}: {what}"
+    metric = j.metric or c.metric
+    if c.relative_to is not None:
+        metric = f"({metric} − {c.relative_to})"
+    return f"{c.table} {metric}: {what}"
 
 
 def chance_note(judgements: Sequence[Judgement]) -> str:
@@ -619,7 +658,8 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
         elif j.effect.spread:
             how = f"more than {MAX_SEEDS} seeds per arm at the observed spread"
         else:
-            how = "a spread: at least 2 measurements per arm (e.g. more efficiency seeds)"
+            how = ("a spread: at least 2 measurements per arm (seeds; for Tables 5 and 10, "
+                   "efficiency seeds)")
         lines.append(f"- `{j.claim.id}`: {how}.")
     notes = [j for j in judgements if j.claim.note or j.reason or j.source]
     lines += ["", "## Notes and sources", ""]

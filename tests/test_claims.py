@@ -159,6 +159,49 @@ def test_q_values_are_benjamini_hochberg_and_mark_only_unadjusted_differences():
     assert float(csv_rows[2].split(",")[q_column]) == pytest.approx(expected[1])
 
 
+def test_relative_to_compares_each_arms_change_per_seed():
+    """"Degrades more slowly": (noise - clean) per seed, MID-L's minus Dropout's, paired."""
+    spec = TABLES["table3"]
+    labels = {r.block: r.label for r in spec.rows}
+    clean_a, clean_b = records(86.0, 1.0, 5, 10), records(85.0, 1.0, 5, 11)
+    lost_a, lost_b = records(-10.0, 0.3, 5, 12), records(-20.0, 0.3, 5, 13)
+    cells = {(labels["midl"], "clean"): Cell(values=clean_a, paper=86.4),
+             (labels["dropout"], "clean"): Cell(values=clean_b, paper=85.3),
+             (labels["midl"], "noise40"): Cell(values={s: clean_a[s] + lost_a[s]
+                                                       for s in clean_a}, paper=55.8),
+             (labels["dropout"], "noise40"): Cell(values={s: clean_b[s] + lost_b[s]
+                                                          for s in clean_b}, paper=43.7)}
+    table = {"table3": TableCells(spec, "synthetic", cells)}
+    j = judge(claim(metric="noise40", relative_to="clean"), table, "cpu")
+    change = [lost_a[s] - lost_b[s] for s in range(5)]
+    ci = stats.ttest_1samp(change, 0.0).confidence_interval(0.95)
+    assert j.effect.method.startswith("paired t")
+    assert (j.effect.estimate, j.effect.low, j.effect.high) == pytest.approx(
+        (np.mean(change), ci.low, ci.high))
+    assert j.paper == pytest.approx((55.8 - 86.4) - (43.7 - 85.3))  # +11.0 points
+    assert j.verdict == "weaker than claimed"  # +10 +- ~0.5 excludes 0 and the paper's +11
+    # the level alone (MID-L's clean advantage of ~1 point included) is a different number
+    level = judge(claim(metric="noise40"), table, "cpu")
+    assert level.effect.estimate != pytest.approx(j.effect.estimate)
+    assert "(noise40 − clean)" in audit.markdown([j], [])
+    # a seed without its clean run is left out of that arm's changes
+    del cells[(labels["midl"], "clean")].values[4]
+    cells[(labels["midl"], "clean")] = Cell(values=cells[(labels["midl"], "clean")].values,
+                                            paper=86.4)
+    partial = judge(claim(metric="noise40", relative_to="clean"), table, "cpu")
+    assert partial.effect.n_a == 4 and partial.effect.method.startswith("Welch")
+    # from committed summaries: the change of the means, no spread, so no interval
+    summary = {"table3": TableCells(spec, "csv", {
+        key: Cell(mean=float(np.mean(list(c.values.values()))), sd=1.0, n=5, paper=c.paper)
+        for key, c in cells.items()})}
+    j = judge(claim(metric="noise40", relative_to="clean"), summary, "cpu")
+    assert j.verdict == "inconclusive" and "table summaries" in j.reason
+    with pytest.raises(audit.ClaimsError, match="relative_to"):
+        audit._check_cells(claim(metric="noise40", relative_to="clean", effect="one_sample"))
+    with pytest.raises(audit.ClaimsError, match="no column 'cleen'"):
+        audit._check_cells(claim(metric="noise40", relative_to="cleen"))
+
+
 def test_arms_of_different_settings_are_not_paired():
     spec = TABLES["table2"]
     rows = [r.label for r in spec.rows if r.setting == "lowdata_cifar10_mlp"]
