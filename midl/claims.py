@@ -657,6 +657,8 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
                    "interval narrower than the paper's effect")
         elif j.effect.spread:
             how = f"more than {MAX_SEEDS} seeds per arm at the observed spread"
+        elif j.effect.n_a >= 2 and j.effect.n_b >= 2:
+            how = "per-seed values (the run records; the committed table holds summaries)"
         else:
             how = ("a spread: at least 2 measurements per arm (seeds; for Tables 5 and 10, "
                    "efficiency seeds)")

@@ -196,6 +196,7 @@ def test_relative_to_compares_each_arms_change_per_seed():
         for key, c in cells.items()})}
     j = judge(claim(metric="noise40", relative_to="clean"), summary, "cpu")
     assert j.verdict == "inconclusive" and "table summaries" in j.reason
+    assert f"`{j.claim.id}`: per-seed values (the run records" in audit.markdown([j], [])
     with pytest.raises(audit.ClaimsError, match="relative_to"):
         audit._check_cells(claim(metric="noise40", relative_to="clean", effect="one_sample"))
     with pytest.raises(audit.ClaimsError, match="no column 'cleen'"):
