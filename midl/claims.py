@@ -672,9 +672,10 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-CSV_FIELDS = ("id", "group", "source", "table", "metric", "a", "b", "effect", "direction",
-              "unit", "estimate", "low", "high", "boot_low", "boot_high", "p_value", "q_value",
-              "n_a", "n_b", "method", "paper", "verdict", "seeds_needed", "reason", "data_source")
+CSV_FIELDS = ("id", "group", "source", "table", "metric", "relative_to", "a", "b", "effect",
+              "direction", "unit", "estimate", "low", "high", "boot_low", "boot_high",
+              "p_value", "q_value", "n_a", "n_b", "method", "paper", "verdict", "seeds_needed",
+              "reason", "data_source")
 
 
 def csv_text(judgements: list[Judgement], header: list[str]) -> str:
@@ -686,8 +687,8 @@ def csv_text(judgements: list[Judgement], header: list[str]) -> str:
     for j in judgements:
         c, e = j.claim, j.effect
         writer.writerow([c.id, c.group, c.source, c.table or "", j.metric or c.metric or "",
-                         c.a or "",
-                         c.b or "", c.effect, c.direction, j.unit,
+                         c.relative_to or "", c.a or "", c.b or "", c.effect, c.direction,
+                         j.unit,
                          *["" if v is None else repr(float(v)) for v in
                            (e.estimate, e.low, e.high, e.boot_low, e.boot_high, e.p_value,
                             j.q_value)],

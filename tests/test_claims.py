@@ -4,6 +4,8 @@ statistics against scipy.stats, the claims file, the README block and the layeri
 from __future__ import annotations
 
 import ast
+import csv
+import io
 import shutil
 from pathlib import Path
 
@@ -184,6 +186,8 @@ def test_relative_to_compares_each_arms_change_per_seed():
     level = judge(claim(metric="noise40"), table, "cpu")
     assert level.effect.estimate != pytest.approx(j.effect.estimate)
     assert "(noise40 − clean)" in audit.markdown([j], [])
+    (row,) = csv.DictReader(io.StringIO(audit.csv_text([j], [])))
+    assert (row["metric"], row["relative_to"]) == ("noise40", "clean")
     # a seed without its clean run is left out of that arm's changes
     del cells[(labels["midl"], "clean")].values[4]
     cells[(labels["midl"], "clean")] = Cell(values=cells[(labels["midl"], "clean")].values,
