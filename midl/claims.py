@@ -176,6 +176,10 @@ class Claim:
         """The effect's no-effect value: 1 for a ratio, else 0."""
         return 1.0 if self.effect == "ratio" else 0.0
 
+    def compared(self, metric: str) -> str:
+        """The compared quantity's label: ``metric``, or ``(metric − relative_to)``."""
+        return metric if self.relative_to is None else f"({metric} − {self.relative_to})"
+
     @property
     def exact(self) -> bool:
         """Whether the claim is judged without statistics (rule 3)."""
@@ -380,6 +384,12 @@ class Judgement:
     q_value: float | None = None  # Benjamini-Hochberg over the audit (adjust_for_multiplicity)
 
     @property
+    def summaries_without_spread(self) -> bool:
+        """At least 2 values per arm but no spread: a change between two columns of committed
+        table summaries (``relative_to`` without per-seed values)."""
+        return not self.effect.spread and self.effect.n_a >= 2 and self.effect.n_b >= 2
+
+    @property
     def maybe_chance(self) -> bool:
         """A difference from zero (not an exact one) whose q-value is at least :data:`FDR`."""
         return (self.verdict in NONZERO_VERDICTS and not self.claim.exact
@@ -497,15 +507,14 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str) -> Judgement:
         out.verdict, out.reason = "not testable here", next(c.na for c in cells if c.na)
         return out
     if a is None or a.n == 0 or (rb is not None and (b is None or b.n == 0)):
-        what = used if claim.relative_to is None else f"{used} − {claim.relative_to}"
-        out.reason = f"no {what} value for " + (str(claim.a) if a is None or a.n == 0
-                                                 else str(claim.b))
+        missing = claim.a if a is None or a.n == 0 else claim.b
+        out.reason = f"no {claim.compared(used)} value for {missing}"
         return out
     out.effect = _effect(claim, a, b, spec, used, ra, rb)
     e = out.effect
     out.verdict = verdict(claim.direction, e.low, e.high, paper, claim.neutral, claim.exact)
     if out.verdict == "inconclusive":
-        if not e.spread and a.values is None and claim.relative_to is not None:
+        if out.summaries_without_spread:
             out.reason = "a change from table summaries (no per-seed values): no spread known"
         elif not e.spread:
             out.reason = "fewer than 2 values per arm: no spread known"
@@ -601,10 +610,7 @@ def _comparison(j: Judgement) -> str:
         return f"{c.analytic} (analytic)"
     what = {"difference": f"{c.a} − {c.b}", "ratio": f"{c.a} / {c.b}",
             "one_sample": f"{c.a}"}[c.effect]
-    metric = j.metric or c.metric
-    if c.relative_to is not None:
-        metric = f"({metric} − {c.relative_to})"
-    return f"{c.table} {metric}: {what}"
+    return f"{c.table} {c.compared(str(j.metric or c.metric))}: {what}"
 
 
 def chance_note(judgements: Sequence[Judgement]) -> str:
@@ -657,7 +663,7 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
                    "interval narrower than the paper's effect")
         elif j.effect.spread:
             how = f"more than {MAX_SEEDS} seeds per arm at the observed spread"
-        elif j.effect.n_a >= 2 and j.effect.n_b >= 2:
+        elif j.summaries_without_spread:
             how = "per-seed values (the run records; the committed table holds summaries)"
         else:
             how = ("a spread: at least 2 measurements per arm (seeds; for Tables 5 and 10, "
