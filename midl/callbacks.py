@@ -142,6 +142,10 @@ class PreemptionCheckpoint(pl.Callback):
         checkpoint = trainer.checkpoint_callback
         if isinstance(exception, SIGTERMException | KeyboardInterrupt) and checkpoint is not None:
             path = Path(checkpoint.dirpath) / "last.ckpt"
+            # the saved state names this file as the last checkpoint, so the resumed run's
+            # epochs rewrite it; a state naming none (a signal before the first epoch end)
+            # made Lightning write them to last-v1.ckpt beside this one
+            checkpoint.last_model_path = str(path)
             trainer.save_checkpoint(path)
             log.warning("interrupted by %s: saved %s; rerun the same command to resume",
                         type(exception).__name__, path)

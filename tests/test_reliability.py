@@ -91,15 +91,16 @@ def test_sigkill_mid_run_then_rerun_matches_uninterrupted_run(tmp_path, run):
 
 
 def test_sigterm_saves_mid_epoch_checkpoint_and_resume_is_exact(tmp_path, run):
-    # small batches: ~160 steps per epoch; the run pauses after batch 20 of its second (last)
-    # epoch and the signal is sent then, so it lands inside that epoch however loaded the
-    # machine
+    # small batches: ~160 steps per epoch; the run pauses after batch 20 of its first epoch
+    # (before any epoch-end checkpoint: the case that once made Lightning write later epochs
+    # to last-v1.ckpt beside a stale last.ckpt) and the signal is sent then, so it lands
+    # inside that epoch however loaded the machine
     args = [*QUIET, "trainer.max_epochs=2", "data.batch_size=8", "seed=7"]
     whole_dir, stopped_dir = tmp_path / "whole", tmp_path / "stopped"
     whole_dir.mkdir(), stopped_dir.mkdir()
     uninterrupted = run(args, whole_dir)
 
-    victim = run([*args, *pause_at(epoch=1, batch=20)], stopped_dir)
+    victim = run([*args, *pause_at(epoch=0, batch=20)], stopped_dir)
     paused = wait_for_pause(stopped_dir, victim)
     assert paused["pid"] == victim.pid
     victim.send_signal(signal.SIGTERM)
@@ -107,10 +108,10 @@ def test_sigterm_saves_mid_epoch_checkpoint_and_resume_is_exact(tmp_path, run):
     run_dir = next((stopped_dir / "train" / "runs").iterdir())
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     position = next(v for k, v in checkpoint.items() if k.endswith("DataModule"))
-    assert position == {"epoch": 1, "batches_done": 21}  # saved at the next batch boundary
+    assert position == {"epoch": 0, "batches_done": 21}  # saved at the next batch boundary
     assert "SIGTERMException" in (run_dir / "error.txt").read_text()
 
-    rerun = run([*args, *pause_at(epoch=1, batch=20)], stopped_dir)
+    rerun = run([*args, *pause_at(epoch=0, batch=20)], stopped_dir)
     assert rerun.wait(timeout=GUARD_S) == 0, rerun.stderr.read()[-3000:]
     assert uninterrupted.wait(timeout=GUARD_S) == 0, uninterrupted.stderr.read()[-3000:]
     resumed = json.loads((run_dir / "metrics.json").read_text())
@@ -118,6 +119,10 @@ def test_sigterm_saves_mid_epoch_checkpoint_and_resume_is_exact(tmp_path, run):
     assert resumed["resumed_from"] is not None
     assert resumed["test"] == whole["test"]
     assert not (run_dir / "error.txt").exists()
+    # the resumed epochs rewrote last.ckpt itself: no versioned copy beside a stale one
+    last = sorted(p.name for p in (run_dir / "checkpoints").glob("last*.ckpt"))
+    assert last == ["last.ckpt"]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
 
 
 def test_failing_sweep_job_is_recorded_and_others_complete(tmp_path, run):
