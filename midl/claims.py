@@ -672,8 +672,9 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
     notes = [j for j in judgements if j.claim.note or j.reason or j.source]
     lines += ["", "## Notes and sources", ""]
     for j in notes:
-        parts = [p for p in (j.claim.note.strip(), j.reason, j.effect.method,
-                             f"source: {j.source}" if j.source else "") if p]
+        parts = [p.strip().rstrip(".") for p in (j.claim.note, j.reason, j.effect.method,
+                                                  f"source: {j.source}" if j.source else "")
+                 if p.strip()]
         lines.append(f"- `{j.claim.id}`: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
 

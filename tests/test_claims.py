@@ -206,6 +206,15 @@ def test_relative_to_compares_each_arms_change_per_seed():
         audit._check_cells(claim(metric="noise40", relative_to="cleen"))
 
 
+def test_a_claims_notes_line_joins_its_parts_without_double_punctuation():
+    base = records(40.0, 2.0, 5, seed=1)
+    j = judge(claim(note="The final weights. "), tables(base, base, 41.0, 40.0), "cpu")
+    (line,) = [ln for ln in audit.markdown([j], []).splitlines()
+               if ln.startswith(f"- `{j.claim.id}`: The final")]
+    assert line == (f"- `{j.claim.id}`: The final weights; {j.effect.method.rstrip('.')}; "
+                    f"source: {j.source}")
+
+
 def test_arms_of_different_settings_are_not_paired():
     spec = TABLES["table2"]
     rows = [r.label for r in spec.rows if r.setting == "lowdata_cifar10_mlp"]
