@@ -140,6 +140,24 @@ def test_report_figures_redraws_with_titles_and_puts_dropout_beside_midl(tmp_pat
         report.report_figures(runs, "smoke", tmp_path / "results", force=False)
 
 
+def test_figures_header_describes_the_runs_drawn_not_every_run(tmp_path, drawn):
+    """A low-data run of the same dataset (another split, another setting) is not drawn, so
+    neither its wall time nor its split size reaches the figures' header."""
+    midl = _run(tmp_path, "mnist_mlp", "midl", "MNIST", MNIST_MIDL)
+    other = _run(tmp_path, "lowdata_mnist_mlp", "midl", "MNIST", MNIST_MIDL)
+    for run, train, wall in ((midl, 55000, 30.0), (other, 200, 5000.0)):
+        run.record.update(wall_time_s=wall, data={"name": "MNIST", "sizes": {
+            "train": train, "val": 5000, "test": 10000}})
+    report.report_figures([midl, other], "smoke", tmp_path / "results", force=False)
+    header = (tmp_path / "results" / "smoke" / "figures.md").read_text()
+    assert "wall time of the counted runs: 30 s" in header
+    assert "MNIST 55000/5000/10000" in header and "200/5000" not in header
+    # a table whose runs span both splits (Table 12) names both
+    notes = report._data_notes([midl, other])
+    assert notes == ["split sizes per dataset (train/val/test): "
+                     "MNIST 55000/5000/10000 and 200/5000/10000"]
+
+
 def test_table_picture_has_one_panel_per_column_and_the_papers_numbers(tmp_path, drawn):
     columns = (Column("acc", "Accuracy", "%", "accuracy", None),
                Column("gpu", "GPU latency", "ms", None, None))
