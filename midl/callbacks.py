@@ -252,3 +252,65 @@ class FiniteLossGuard(pl.Callback):
                 f"training loss is {loss.item()} at epoch {trainer.current_epoch}, step "
                 f"{trainer.global_step}: stopping; the last good checkpoint is kept (lower "
                 "optimizer.lr or check the data)")
+
+
+class NoiseMemorization(pl.Callback):
+    """Measure how many flipped training labels the model fits (:func:`midl.metrics.memorization`).
+
+    Only in runs with label noise (a data module whose ``noise_mask`` is set); otherwise it
+    does nothing. At the end of training it predicts the whole training set in eval mode with
+    the final weights and keeps the result in :attr:`result` (``midl.train`` stores it in
+    ``metrics.json`` under ``memorization``). With ``every_n_epochs`` > 0 it also logs
+    ``noise/memorized`` and ``noise/unflipped_acc`` after every n-th validation, so a pilot's
+    curves show when memorization sets in (one extra pass over the training set each time).
+
+    Args:
+        every_n_epochs: epochs between logged measurements; 0 = only at the end of training.
+
+    Raises:
+        ValueError: if ``every_n_epochs`` is negative or not an int.
+    """
+
+    def __init__(self, every_n_epochs: int = 0) -> None:
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) \
+                or every_n_epochs < 0:
+            raise ValueError(f"every_n_epochs={every_n_epochs!r} must be an int >= 0 "
+                             "(0 = only at the end of training)")
+        self.every_n_epochs = every_n_epochs
+        self.result: dict[str, float | int] | None = None
+
+    @staticmethod
+    def measure(trainer: pl.Trainer, pl_module: pl.LightningModule
+                ) -> dict[str, float | int] | None:
+        """:func:`midl.metrics.memorization` of ``pl_module`` on the training set of the
+        trainer's data module, in eval mode and the trainer's precision; None without noise."""
+        from midl.metrics.memorization import memorization, predict
+
+        data = trainer.datamodule
+        mask = getattr(data, "noise_mask", None)
+        if mask is None or getattr(data, "train_set", None) is None:
+            return None
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            with trainer.precision_plugin.forward_context():
+                predictions = predict(
+                    pl_module.net, data.train_set.x, batch_size=data.eval_batch_size,
+                    transform=lambda x: data.transform(x.to(pl_module.device), train=False))
+        finally:
+            pl_module.train(was_training)
+        return memorization(predictions, data.train_set.y.cpu(),
+                            data.clean_train_labels.cpu(), mask.cpu())
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer,
+                                pl_module: pl.LightningModule) -> None:
+        if (not self.every_n_epochs or trainer.sanity_checking
+                or (trainer.current_epoch + 1) % self.every_n_epochs):
+            return
+        result = self.measure(trainer, pl_module)
+        if result is not None:
+            pl_module.log("noise/memorized", result["memorized"])
+            pl_module.log("noise/unflipped_acc", result["unflipped_acc"])
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.result = self.measure(trainer, pl_module)

@@ -139,6 +139,11 @@ NOT_RESULT_KEYS: tuple[str, ...] = (
     "callbacks.rich_progress_bar",
     "callbacks.preemption",       # saves last.ckpt on SIGTERM
     "callbacks.finite_loss",      # stops a run whose loss is NaN (it then has no result)
+    "callbacks.memorization",     # measures the trained model on its training set, in eval
+                                  # mode after training (or between epochs): changes nothing
+    "regime",                     # the regime's name and per-setting epochs: what it changes
+                                  # reaches data.* and trainer.* (kept there), so the default
+                                  # regime (standard) leaves every earlier hash as it was
     # checkpoint files (which one is tested is callbacks.model_checkpoint.monitor/mode, kept)
     "callbacks.model_checkpoint._target_",
     "callbacks.model_checkpoint.dirpath",
@@ -155,6 +160,14 @@ Paths inside kept values (``trainer.default_root_dir``, ``data.data_dir``) are w
 to ``paths.*`` (``<paths.output_dir>/checkpoints``), so moving the data or the output folder
 does not change the hash, while pointing one setting at another folder does.
 """
+
+
+# Settings added after records existed, each with the value that reproduces the behaviour from
+# before it was added: at that value the key is left out of the hash, as if absent, so earlier
+# records keep their hashes; any other value counts like every other setting.
+ADDED_AT_DEFAULT: dict[str, Any] = {
+    "block.activation": None,     # MIDLayer's phi after the mix (none: Appendix A, as before)
+}
 
 
 def _as_container(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -177,7 +190,7 @@ def _relative_to_paths(value: Any, prefixes: list[tuple[str, str]]) -> Any:
 
 def result_config(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a run that can change its result: the resolved config without
-    :data:`NOT_RESULT_KEYS`, with values under a ``paths.*`` folder written relative to it.
+    :data:`NOT_RESULT_KEYS` (and the :data:`ADDED_AT_DEFAULT` keys at their old value), with values under a ``paths.*`` folder written relative to it.
 
     Args:
         config: a composed config (resolved here; every interpolation must resolve) or an
@@ -198,6 +211,13 @@ def result_config(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             node.pop(leaf, None)
+    for key, default in ADDED_AT_DEFAULT.items():
+        *parents, leaf = key.split(".")
+        node = resolved
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == default:
+            node.pop(leaf)
     return _relative_to_paths(resolved, prefixes)
 
 

@@ -220,7 +220,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     import lightning.pytorch as pl
 
-    from midl.callbacks import TrainingClock
+    from midl.callbacks import NoiseMemorization, TrainingClock
     from midl.checkpoints import AtomicCheckpointIO, ConfigStamp, resume_checkpoint
     from midl.loggers import AppendingCSVLogger
 
@@ -238,6 +238,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    memorization = next((c for c in callbacks if isinstance(c, NoiseMemorization)), None)
     callbacks.append(ConfigStamp(run_hash, run_settings))  # checkpoints name their settings
     callbacks.append(clock)
     loggers = [instantiate(lg) for lg in (cfg.get("logger") or {}).values()]
@@ -281,6 +282,9 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "task_name": cfg.task_name,
         "seed": cfg.seed,
         **({"debug": debug} if debug else {}),
+        # label noise: the final weights' training accuracy on flipped / kept labels
+        **({"memorization": memorization.result}
+           if memorization is not None and memorization.result is not None else {}),
         "tested_checkpoint": ckpt_path or "final weights",
         "epochs_trained": trainer.current_epoch,
         "resumed_from": resume_from,

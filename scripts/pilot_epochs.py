@@ -9,6 +9,12 @@ curve is too short to tell). Used for ``configs/scale/cpu.yaml`` (its comment gi
 curves and the choices); the runs then test their best val/acc checkpoint.
 
     python scripts/pilot_epochs.py outputs/pilot_cifar10_cnn/runs/*/ [--window 10 --min-gain 0.5]
+
+With ``--memorize`` it applies the memorize regime's rule instead (``configs/regime/
+memorize.yaml``): the first epoch at which clean validation accuracy has fallen at least
+``--drop`` points below its peak so far, or the training accuracy on the flipped labels
+(``noise/memorized``, logged with ``callbacks.memorization.every_n_epochs=1``) has passed
+``--memorized`` (a fraction); it prints both curves (the rule is read off the Dropout arm).
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import csv
 from pathlib import Path
 
 
-def val_curve(run: Path) -> list[float]:
-    """``val/acc`` per epoch (fractions) from a run folder's CSV log, in epoch order.
+def val_curve(run: Path, metric: str = "val/acc") -> list[float]:
+    """``metric`` per epoch (default ``val/acc``, fractions) from a run folder's CSV log, in
+    epoch order.
 
     Raises:
         FileNotFoundError: the run has no ``csv/metrics.csv``.
@@ -27,9 +34,23 @@ def val_curve(run: Path) -> list[float]:
     by_epoch: dict[int, float] = {}
     with open(run / "csv" / "metrics.csv", newline="") as f:
         for row in csv.DictReader(f):
-            if row.get("val/acc"):
-                by_epoch[int(row["epoch"])] = float(row["val/acc"])
+            if row.get(metric):
+                by_epoch[int(row["epoch"])] = float(row[metric])
     return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def memorization_epoch(val: list[float], memorized: list[float], drop: float = 10.0,
+                       threshold: float = 0.9) -> int | None:
+    """The memorize regime's epochs: the first epoch E (1-based) at which ``val[E-1]`` lies at
+    least ``drop`` points below ``max(val[:E])`` or ``memorized[E-1]`` exceeds ``threshold``
+    (both fractions per epoch; ``memorized`` may be shorter or empty); None if neither
+    happens within the curves."""
+    for epoch in range(1, len(val) + 1):
+        fallen = (max(val[:epoch]) - val[epoch - 1]) * 100 >= drop
+        fitted = epoch <= len(memorized) and memorized[epoch - 1] > threshold
+        if fallen or fitted:
+            return epoch
+    return None
 
 
 def stopping_epoch(curve: list[float], window: int, min_gain: float) -> int | None:
@@ -50,7 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=10, help="epochs looked ahead")
     parser.add_argument("--min-gain", type=float, default=0.5,
                         help="smallest improvement (accuracy points) that counts")
+    parser.add_argument("--memorize", action="store_true",
+                        help="the memorize regime's rule (configs/regime/memorize.yaml)")
+    parser.add_argument("--drop", type=float, default=10.0,
+                        help="--memorize: fall of val/acc below its peak (points)")
+    parser.add_argument("--memorized", type=float, default=0.9,
+                        help="--memorize: flipped-label training accuracy (fraction)")
     args = parser.parse_args(argv)
+    if args.memorize:
+        for run in args.runs:
+            val, fitted = val_curve(run), val_curve(run, "noise/memorized")
+            chosen = memorization_epoch(val, fitted, args.drop, args.memorized)
+            print(f"{run.name}\n  val/acc per epoch: {' '.join(f'{v:.3f}' for v in val)}\n"
+                  f"  noise/memorized per epoch: {' '.join(f'{v:.3f}' for v in fitted)}\n"
+                  f"  peak val/acc {max(val, default=float('nan')):.3f}; memorize epochs: "
+                  f"{chosen if chosen is not None else 'not reached'}")
+        return 0
     for run in args.runs:
         curve = val_curve(run)
         if not curve:

@@ -7,8 +7,8 @@ also provide, for its last forward pass:
 - ``aux_loss() -> Tensor``: a scalar added to the training loss (e.g. a load-balancing term);
 - ``set_epoch(epoch: int)``: called at the start of every training epoch (e.g. top-k annealing).
 - ``extra_metrics() -> dict[str, Tensor]``: further scalars of the last pass worth logging
-  (Concrete Dropout's learned ``p``, Switch's expert utilisation). Not logged by
-  ``midl/module.py`` yet.
+  (Concrete Dropout's learned ``p``, Switch's expert utilisation), logged by
+  ``midl/module.py`` as ``{stage}/{name}/{key}``.
 
 Blocks are pure PyTorch: no Lightning or Hydra imports.
 
@@ -19,6 +19,7 @@ name               class                        what
 =================  ===========================  ==============================================
 midl               :class:`MIDLayer`            MID-L (the paper)
 dropout            :class:`DropoutBlock`        Linear -> ReLU -> Dropout (Srivastava 2014)
+dropout_wide       :class:`WideDropoutBlock`    Dropout MLP with MID-L's parameter count
 concrete_dropout   :class:`ConcreteDropoutBlock`  learned dropout rate (Gal et al. 2017)
 dynamic_relu       :class:`DynamicReLUBlock`    Linear -> DY-ReLU-B (Chen et al. 2020)
 switch             :class:`SwitchBlock`         top-1 routed FFN experts (Fedus et al. 2022)
@@ -34,7 +35,7 @@ midl_channel       :class:`MIDLChannel`         MID-L gating of conv channels (A
 
 from midl.blocks.ablations import F1Only, F2Only, FixedAlpha, RandomTopK
 from midl.blocks.concrete_dropout import ConcreteDropoutBlock
-from midl.blocks.dropout import DropoutBlock
+from midl.blocks.dropout import DropoutBlock, WideDropoutBlock
 from midl.blocks.dynamic_relu import DynamicReLUBlock
 from midl.blocks.gumbel import GumbelMIDLayer, relaxed_top_k
 from midl.blocks.loramoe import LoRAMoEBlock
@@ -55,6 +56,7 @@ __all__ = [
     "MIDLayer",
     "RandomTopK",
     "SwitchBlock",
+    "WideDropoutBlock",
     "relaxed_top_k",
     "resolve_top_k",
     "top_k_mask",

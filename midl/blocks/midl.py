@@ -23,6 +23,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 Estimator = Literal["ste", "masked"]
+ACTIVATIONS: dict[str | None, type[nn.Module]] = {None: nn.Identity, "relu": nn.ReLU,
+                                                  "gelu": nn.GELU}
+"""The activation phi applied after the mix (``activation``): none (Appendix A) or one of
+these (Section 4.3's phi)."""
 ESTIMATORS: tuple[str, ...] = ("ste", "masked")
 LinearFactory = Callable[[int, int], nn.Module]
 
@@ -176,6 +180,9 @@ class MIDLayer(nn.Module):
             what the single GEMM saves (batch 64: no gain; batch 1: up to 4x slower), hence
             the default; the option is there for devices where kernel launches dominate.
             Under autocast the reference path runs (the gate must stay in float32).
+        activation: phi applied to the mixed output: ``None`` (default; Appendix A's
+            pseudo-code returns the mix itself), ``"relu"`` or ``"gelu"`` (Section 4.3 writes
+            y = phi(alpha_hat * F1(x) + (1 - alpha_hat) * F2(x))).
 
     Shapes:
         input (B, d) or (B, T, d), or any (..., d); output of the same shape.
@@ -197,6 +204,7 @@ class MIDLayer(nn.Module):
         anneal_epochs: int = 0,
         gate_bias: bool = True,
         fused: bool = False,
+        activation: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
@@ -219,6 +227,11 @@ class MIDLayer(nn.Module):
         self.anneal_epochs = anneal_epochs
         self.k = self.k_start if anneal_epochs > 0 else self.k_final
         self.fused = bool(fused)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is unknown: choose one of "
+                             f"{tuple(ACTIVATIONS)} (None: no activation after the mix)")
+        self.activation = activation
+        self.phi = ACTIVATIONS[activation]()
 
         self.f1 = lightweight_path(dim, rank)
         self.f2 = rich_path(dim)
@@ -261,8 +274,8 @@ class MIDLayer(nn.Module):
                              f"got {tuple(x.shape)}")
         if (self.fused and self._fusable()
                 and not torch.is_autocast_enabled(x.device.type)):  # fp32 gate: reference path
-            return self._forward_fused(x)
-        return self._forward_reference(x)
+            return self.phi(self._forward_fused(x))
+        return self.phi(self._forward_reference(x))
 
     def _forward_reference(self, x: Tensor) -> Tensor:
         """The paper's formula term by term: five separate Linear calls."""
@@ -326,4 +339,5 @@ class MIDLayer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, k={self.k}/{self.dim}, rank={self.rank}, "
-                f"estimator={self.estimator!r}, fused={self.fused}")
+                f"estimator={self.estimator!r}, fused={self.fused}, "
+                f"activation={self.activation!r}")

@@ -7,6 +7,7 @@
 - :mod:`midl.metrics.memory`: peak inference memory (MB, method named in the output).
 - :mod:`midl.metrics.smi`: sliced mutual information and per-neuron MI with labels (nats).
 - :mod:`midl.metrics.calibration`: expected calibration error and Brier score.
+- :mod:`midl.metrics.memorization`: how many flipped training labels a model has fitted.
 """
 
 from midl.metrics.anr import DEFAULT_TAU, GateStatistics, activation_frequency, block_anr
@@ -18,6 +19,7 @@ from midl.metrics.calibration import (
 )
 from midl.metrics.flops import FlopReport, conditional_block_flops, conditional_flops, count_flops
 from midl.metrics.latency import measure_latency
+from midl.metrics.memorization import memorization
 from midl.metrics.memory import peak_memory
 from midl.metrics.smi import per_neuron_mutual_information, sliced_mutual_information
 
@@ -34,6 +36,7 @@ __all__ = [
     "count_flops",
     "expected_calibration_error",
     "measure_latency",
+    "memorization",
     "peak_memory",
     "per_neuron_mutual_information",
     "reliability_bins",
