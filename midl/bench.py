@@ -53,7 +53,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from midl.blocks import MIDLayer
 from midl.blocks.midl import rich_path
-from midl.io import atomic_write_json
+from midl.runs.io import atomic_write_json
 
 REPO = Path(__file__).resolve().parent.parent
 SECTIONS = ("block_cost", "baselines", "overhead", "compile", "fast_path")

@@ -92,8 +92,6 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from midl.io import atomic_write_text
-from midl.provenance import commit_text, git_commit
 from midl.reporting.effects import (
     DIRECTIONS,
     MAX_SEEDS,
@@ -110,6 +108,8 @@ from midl.reporting.render import build_table, paper_entry
 from midl.reporting.runs import Run, collect_runs
 from midl.reporting.scales import ScaleError, analysis_seeds, parse_seeds, scale_settings
 from midl.reporting.tables import TABLES, Column, Extractor, Row, TableSpec
+from midl.runs.io import atomic_write_text
+from midl.runs.provenance import commit_text, git_commit
 
 ROOT = Path(__file__).resolve().parent.parent
 CLAIMS_CODE = ("midl/claims.py", "midl/reporting", "results/claims.yaml",

@@ -14,7 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from midl.secrets import redact_secrets
+from midl.runs.secrets import redact_secrets
 
 
 def run_name(override_dirname: str) -> str:
@@ -25,7 +25,7 @@ def run_name(override_dirname: str) -> str:
     ``=,.+-_[]:@%``) become ``_``, so a path-valued override never nests folders.
 
     The value of any secret-looking environment variable typed literally is masked first
-    (:func:`midl.secrets.redact_secrets`).
+    (:func:`midl.runs.secrets.redact_secrets`).
     """
     if not override_dirname:
         return "default"

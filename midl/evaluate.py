@@ -55,7 +55,6 @@ from midl.backbones import Backbone, blocks_of
 from midl.config import register_resolvers
 from midl.extras import quiet_console
 from midl.figures import class_names, plot_smi_vs_frequency, plot_tsne, run_title, spearman
-from midl.io import atomic_write_json
 from midl.metrics.anr import GateStatistics
 from midl.metrics.calibration import (
     brier_score,
@@ -67,8 +66,9 @@ from midl.metrics.latency import measure_latency
 from midl.metrics.memory import peak_memory
 from midl.metrics.smi import per_neuron_mutual_information, sliced_mutual_information
 from midl.module import ClassificationModule
-from midl.provenance import git_commit, hardware, versions
-from midl.records import save_run_record
+from midl.runs.io import atomic_write_json
+from midl.runs.provenance import git_commit, hardware, versions
+from midl.runs.records import save_run_record
 from midl.train import build
 
 log = logging.getLogger(__name__)
@@ -343,7 +343,7 @@ def _locked(path: Path) -> Iterator[None]:
 def save_analysis(run_dir: Path, eval_name: str, result: dict[str, Any]) -> Path:
     """Add ``result`` under ``analysis.<eval_name>`` of ``run_dir/metrics.json`` atomically,
     keeping everything else in the file (created if missing), and update the run's record,
-    if it has one, with it (:func:`midl.records.save_run_record`). Returns the file's
+    if it has one, with it (:func:`midl.runs.records.save_run_record`). Returns the file's
     path."""
     path = run_dir / "metrics.json"
     with _locked(run_dir / ".metrics.json.lock"):

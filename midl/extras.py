@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from midl.secrets import redact_secrets
+from midl.runs.secrets import redact_secrets
 
 # groups printed first, in this order (the rest follow as composed)
 TREE_ORDER = ("data", "model", "block", "trainer", "callbacks", "logger", "paths", "extras")
@@ -33,7 +33,7 @@ def config_tree(cfg: DictConfig, order: Sequence[str] = TREE_ORDER, resolve: boo
     """The composed config as a ``rich.tree.Tree``: one branch per top-level key, each holding
     its YAML (interpolations resolved where they can be; kept as written where not), with
     the values of secret-looking environment variables masked
-    (:func:`midl.secrets.redact_secrets`)."""
+    (:func:`midl.runs.secrets.redact_secrets`)."""
     from rich.syntax import Syntax
     from rich.tree import Tree
 

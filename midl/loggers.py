@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
-from midl.io import atomic_write_text
+from midl.runs.io import atomic_write_text
 
 
 class _AppendingWriter(ExperimentWriter):

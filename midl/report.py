@@ -45,8 +45,6 @@ from midl.figures import (
     plot_tsne_panels,
     run_title,
 )
-from midl.io import atomic_write_text
-from midl.provenance import commit_text, git_commit, hardware_text
 from midl.reporting.plots import plot_table
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown, shown
 from midl.reporting.runs import DuplicateRunError, Run, collect_runs
@@ -59,6 +57,8 @@ from midl.reporting.scales import (
 )
 from midl.reporting.tables import FIGURES, TABLES, table_names
 from midl.reporting.targets import check_targets
+from midl.runs.io import atomic_write_text
+from midl.runs.provenance import commit_text, git_commit, hardware_text
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER_REFERENCE = ROOT / "results" / "paper_reference.yaml"

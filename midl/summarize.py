@@ -48,11 +48,11 @@ from typing import Any
 import yaml
 
 from midl.extras import objective
-from midl.io import atomic_write_text
-from midl.provenance import config_differences, result_config
-from midl.records import debug_choice
 from midl.reporting.effects import welch_effect
 from midl.reporting.runs import Run, RunKey, collect_runs
+from midl.runs.io import atomic_write_text
+from midl.runs.provenance import config_differences, result_config
+from midl.runs.records import debug_choice
 
 DEFAULT_METRICS = ("test/acc", "test/f1", "test/anr_tau", "test/ece")
 MAX_PAIRED_GROUPS = 6  # more groups: no pairwise differences (15 pairs per metric at 6)

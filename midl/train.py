@@ -40,17 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 # answer once Hydra has composed the config; the training stack is imported inside train().
 from midl.config import register_resolvers, validate
 from midl.extras import best_validation, objective, quiet_console, start_run
-from midl.io import atomic_write_json, atomic_write_text, readable_json
-from midl.provenance import (
-    config_differences,
-    config_hash,
-    git_commit,
-    hardware,
-    result_config,
-    versions,
-)
-from midl.records import debug_choice, live_job, read_record, record_path, save_run_record
-from midl.run_folder import (
+from midl.runs.folder import (
     RunRefusedError,
     StaleResultError,
     adopt_twin,
@@ -58,7 +48,17 @@ from midl.run_folder import (
     run_lock,
     stale_message,
 )
-from midl.secrets import redact_secrets
+from midl.runs.io import atomic_write_json, atomic_write_text, readable_json
+from midl.runs.provenance import (
+    config_differences,
+    config_hash,
+    git_commit,
+    hardware,
+    result_config,
+    versions,
+)
+from midl.runs.records import debug_choice, live_job, read_record, record_path, save_run_record
+from midl.runs.secrets import redact_secrets
 
 if TYPE_CHECKING:
     import lightning.pytorch as pl
@@ -135,16 +135,16 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     """The finished record of this run if it may be reused instead of training, else None.
 
     Reused only if ``force`` is false and ``output_dir/metrics.json`` holds a record whose
-    result-relevant settings (:func:`midl.provenance.config_hash` of its resolved ``config``)
+    result-relevant settings (:func:`midl.runs.provenance.config_hash` of its resolved ``config``)
     equal ``cfg``'s. A corrupt or empty ``metrics.json`` is set aside and the run redone
-    (:func:`midl.run_folder.finished_record`). Without a finished ``metrics.json``, the run's
-    committed record (:func:`midl.records.record_path`, e.g. ``results/runs/<scale>/...``) is
-    reused by the same rule; an incomplete record (:func:`midl.records.read_record`) counts
+    (:func:`midl.runs.folder.finished_record`). Without a finished ``metrics.json``, the run's
+    committed record (:func:`midl.runs.records.record_path`, e.g. ``results/runs/<scale>/...``) is
+    reused by the same rule; an incomplete record (:func:`midl.runs.records.read_record`) counts
     as none. A reused ``metrics.json`` whose record is missing gets one. Before the committed
     record, the finished run of the same overrides in the other folder mode is looked at (a
     single run ``<task>/runs/<name>`` for a sweep job ``<task>/multirun/<name>`` and the
     reverse): with the same settings, its result is copied here and reused
-    (:func:`midl.run_folder.adopt_twin`); with other settings it is left alone.
+    (:func:`midl.runs.folder.adopt_twin`); with other settings it is left alone.
 
     Raises:
         StaleResultError: the record was made with other settings; the message names the
@@ -181,7 +181,7 @@ def finish_run(cfg: DictConfig, output_dir: Path, record: dict[str, Any],
                only_if_missing: bool = False) -> dict[str, Any]:
     """After ``metrics.json``: run the analyses ``cfg.analyses`` asks for (a partial callable
     taking the run folder, e.g. :func:`midl.reporting.analyses.in_job`; their results join
-    ``metrics.json``), then write the run's record (:func:`midl.records.save_run_record`;
+    ``metrics.json``), then write the run's record (:func:`midl.runs.records.save_run_record`;
     runs of a scale only), so the record is complete when it is written. Returns the
     final ``metrics.json`` record. With ``only_if_missing`` and no analysis run now, an
     existing record of the same settings is kept as it is."""
@@ -195,16 +195,16 @@ def finish_run(cfg: DictConfig, output_dir: Path, record: dict[str, Any],
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, test and write ``metrics.json`` for one run; return the written record.
 
-    The run folder is locked for the whole run (:func:`midl.run_folder.run_lock`): a second
+    The run folder is locked for the whole run (:func:`midl.runs.folder.run_lock`): a second
     process with the same overrides refuses at once. If the folder holds a finished record
     of the same settings and ``cfg.force`` is false, the run is skipped and that record
     returned (:func:`existing_result`; a sweep continues where it stopped). If it holds
     checkpoints of an interrupted run and ``cfg.resume`` is true, training resumes from the
     newest one that loads and was written with the same settings
-    (:func:`midl.checkpoints.resume_checkpoint`); ``force=true`` starts afresh.
+    (:func:`midl.runs.checkpoints.resume_checkpoint`); ``force=true`` starts afresh.
 
     Raises:
-        midl.run_folder.RunRefusedError: the folder is locked by another process, or its
+        midl.runs.folder.RunRefusedError: the folder is locked by another process, or its
             result or checkpoint was made with other settings.
     """
     output_dir = Path(cfg.paths.output_dir)
@@ -221,8 +221,8 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     import lightning.pytorch as pl
 
     from midl.callbacks import NoiseMemorization, TrainingClock
-    from midl.checkpoints import AtomicCheckpointIO, ConfigStamp, resume_checkpoint
     from midl.loggers import AppendingCSVLogger
+    from midl.runs.checkpoints import AtomicCheckpointIO, ConfigStamp, resume_checkpoint
 
     quiet_console()
     cheap_cuda_checks()
@@ -272,7 +272,7 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     # Test sets made of several parts (CIFAR-10-C: 15 corruptions) also report each part.
     per_part = (datamodule.evaluate(module.net, device=module.device)
                 if callable(getattr(datamodule, "evaluate", None)) else None)
-    debug = debug_choice({}, live_job())  # debug=fdr|limit|...: never a record (midl.records)
+    debug = debug_choice({}, live_job())  # debug=fdr|limit|...: never a record (midl.runs.records)
     record = redact_secrets({  # the test metrics first, as the console shows them (main)
         "test": test_metrics,
         "best_val": best_validation(trainer),  # e.g. {"val/acc": ...} of the best checkpoint
@@ -297,9 +297,9 @@ def _train(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         "hardware": hardware(),
         "versions": versions(),
         "config": OmegaConf.to_container(cfg, resolve=True),
-        "config_hash": run_hash,        # midl.provenance.config_hash of the settings below
+        "config_hash": run_hash,        # midl.runs.provenance.config_hash of the settings below
         "result_config": run_settings,  # the settings that change a result
-    })  # no secret from the environment reaches the record (midl/secrets.py)
+    })  # no secret from the environment reaches the record (midl/runs/secrets.py)
     atomic_write_json(result_path, record, one_line_lists=True)
     record = finish_run(cfg, output_dir, record)  # analyses, then results/runs/<scale>/...
     log.info("wrote %s", result_path)

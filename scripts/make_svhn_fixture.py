@@ -22,7 +22,7 @@ import numpy as np
 from scipy.io import savemat
 
 from midl.data import MNISTDataModule
-from midl.io import atomic_write_json
+from midl.runs.io import atomic_write_json
 
 
 def colourise(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:

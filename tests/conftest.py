@@ -14,7 +14,7 @@ from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO / "configs"
-# Run records (midl/records.py) never go to the repository's results/runs/ from a test: a
+# Run records (midl/runs/records.py) never go to the repository's results/runs/ from a test: a
 # session default for module-scoped fixtures, and a fresh folder per test (below).
 os.environ["MIDL_RECORDS_DIR"] = tempfile.mkdtemp(prefix="midl-records-")
 

@@ -10,7 +10,7 @@ from test_datasets import write_imdb_parquet
 
 from midl.data.cifar10c import CorruptionCache
 from midl.data.imdb import IMDBDataModule
-from midl.io import verify_digest, write_digest
+from midl.runs.io import verify_digest, write_digest
 
 
 def _flip_byte(path, offset_from_end: int = 100) -> None:

@@ -18,7 +18,7 @@ import torch
 
 from conftest import compose_train
 from midl.reporting.runs import read_run
-from midl.run_folder import RunLockedError, run_lock
+from midl.runs.folder import RunLockedError, run_lock
 from midl.train import train
 
 HERE = Path(__file__).resolve().parent

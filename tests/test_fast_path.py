@@ -119,7 +119,7 @@ def test_channels_last_cnn_matches_contiguous():
 def test_channels_last_cnn_trains_like_contiguous_in_float32():
     """Training mode (batch-norm statistics, backward): the NHWC conv stack gives the float32
     loss and every gradient of the NCHW one to float rounding, so ``model.channels_last`` is a
-    layout choice, not a result setting (midl.provenance.NOT_RESULT_KEYS)."""
+    layout choice, not a result setting (midl.runs.provenance.NOT_RESULT_KEYS)."""
     torch.manual_seed(3)
     plain = CNN((3, 32, 32), 10, lambda d: nn.Identity()).train()
     fast = CNN((3, 32, 32), 10, lambda d: nn.Identity(), channels_last=True).train()

@@ -1,4 +1,4 @@
-"""Run records kept in git (midl/records.py): a finished run of a scale is also written,
+"""Run records kept in git (midl/runs/records.py): a finished run of a scale is also written,
 compact and atomically, to <records>/<scale>/<task_name>/<run folder>.json; a sweep skips a
 run whose record exists (same configuration hash; force=true reruns); a half-written record
 is never read as complete; the report made from the records alone equals the report made
@@ -19,12 +19,12 @@ import pytest
 import yaml
 
 from conftest import REPO, compose_train, require_real
-from midl import records as rec
 from midl.report import report_table
 from midl.reporting.render import build_table
 from midl.reporting.runs import collect_runs
 from midl.reporting.tables import TABLES
-from midl.run_folder import StaleResultError
+from midl.runs import records as rec
+from midl.runs.folder import StaleResultError
 from midl.train import existing_result
 
 SWEEP = ["+experiment/setting=mnist_mlp", "+scale=smoke", "block=midl,dropout",
@@ -153,7 +153,7 @@ def test_a_record_write_killed_midway_leaves_nothing_that_reads_as_complete(tmp_
     before the rename): only the hidden temporary file is left, and it is never read."""
     code = f"""
 import os, signal, numpy as np
-from midl import records
+from midl.runs import records
 os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
 records.write_record({str(tmp_path / "smoke" / "grid_x" / "seed=0.json")!r},
     {{"record_format": 1, "seed": 0, "test": {{"test/acc": 0.5}}, "config": {{}},

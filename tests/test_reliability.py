@@ -22,7 +22,7 @@ from conftest import compose_train
 from midl.callbacks import FiniteLossGuard, NonFiniteLossError
 from midl.config import ConfigError, validate
 from midl.data.formats import read_idx
-from midl.io import atomic_write_json
+from midl.runs.io import atomic_write_json
 from midl.train import train
 
 QUIET = ["callbacks.progress_bar.refresh_rate=0", "logger=none"]

@@ -229,7 +229,7 @@ def test_paper_reference_is_the_transcription():
 def test_commit_is_dirty_for_code_changes_not_for_results(tmp_path):
     import subprocess
 
-    from midl.provenance import git_commit
+    from midl.runs.provenance import git_commit
 
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
@@ -251,7 +251,7 @@ def test_report_stamp_is_the_last_commit_of_the_report_code(tmp_path):
     """A commit elsewhere leaves the stamp (and so a regenerated table's bytes) unchanged."""
     import subprocess
 
-    from midl.provenance import git_commit
+    from midl.runs.provenance import git_commit
 
     def git(*args):
         return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c",

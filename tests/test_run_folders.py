@@ -24,10 +24,10 @@ import pytest
 import yaml
 
 from conftest import CONFIG_DIR, compose_train
-from midl import records as rec
 from midl.extras import dropped_log_lines, quiet_console
-from midl.provenance import NOT_RESULT_KEYS
 from midl.reporting.runs import collect_runs
+from midl.runs import records as rec
+from midl.runs.provenance import NOT_RESULT_KEYS
 from midl.summarize import find_runs, summarize
 
 QUIET = ["logger=none", "callbacks.progress_bar.refresh_rate=0", "extras.print_config=false"]

@@ -15,10 +15,10 @@ import yaml
 
 from conftest import real_data_dir
 from midl import report
-from midl.provenance import NOT_RESULT_KEYS, config_differences, config_hash, result_config
 from midl.reporting.render import build_table, markdown
 from midl.reporting.runs import DuplicateRunError, RunKey, collect_runs, expected_config
 from midl.reporting.tables import TABLES
+from midl.runs.provenance import NOT_RESULT_KEYS, config_differences, config_hash, result_config
 
 PAPER = yaml.safe_load(report.PAPER_REFERENCE.read_text())
 SETTING, SCALE = "mnist_mlp", "smoke"

@@ -19,7 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 from conftest import REPO, real_data_dir
 from midl.config import run_name
 from midl.data.formats import UnsafePickleError, load_cifar_pickle, read_cifar_batch
-from midl.secrets import MASK, redact_secrets, secret_values
+from midl.runs.secrets import MASK, redact_secrets, secret_values
 
 # ---------------------------------------------------------------- restricted CIFAR unpickler
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from conftest import compose_train
-from midl.checkpoints import StaleCheckpointError
-from midl.provenance import config_hash
-from midl.run_folder import StaleResultError
+from midl.runs.checkpoints import StaleCheckpointError
+from midl.runs.folder import StaleResultError
+from midl.runs.provenance import config_hash
 from midl.train import train
 
 QUIET = ["callbacks.progress_bar.refresh_rate=0", "logger=none"]
@@ -53,7 +53,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     assert "last.ckpt" in message and "optimizer.lr: recorded 0.001, now 0.01" in message
     assert "trainer.max_epochs: recorded 1, now 2" in message
     assert not (tmp_path / "metrics.json").exists()
-    # more epochs alone continue the same training (midl.checkpoints.RESUME_MAY_CHANGE)
+    # more epochs alone continue the same training (midl.runs.checkpoints.RESUME_MAY_CHANGE)
     extended = train(compose_train([*QUIET, "trainer.max_epochs=2"], tmp_path))
     assert extended["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
     assert extended["epochs_trained"] == 2

@@ -52,7 +52,7 @@ from midl.data.corruptions import (
     frost_digests,
 )
 from midl.data.formats import md5sum, read_cifar_batch
-from midl.io import atomic_write_json
+from midl.runs.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from filelock import FileLock
 
 from midl.data.base import InMemoryDataModule, Splits
 from midl.data.formats import md5sum
-from midl.io import atomic_write_text, verify_digest, write_digest
+from midl.runs.io import atomic_write_text, verify_digest, write_digest
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from midl.provenance import cpu_model
+from midl.runs.provenance import cpu_model
 
 
 def device_name(device: torch.device) -> str:

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from midl.extras import dropped_log_lines, quiet_console
-from midl.records import save_run_record
 from midl.reporting.runs import (
     DuplicateRunError,
     Run,
@@ -46,6 +45,7 @@ from midl.reporting.runs import (
 )
 from midl.reporting.scales import parse_seeds, scale_settings
 from midl.reporting.tables import ANALYSES, CIFAR10C_FILE, FIGURES, TABLES, table_names
+from midl.runs.records import save_run_record
 
 log = logging.getLogger("midl.reporting.analyses")
 
@@ -79,7 +79,8 @@ def needed(table: str, scale: str) -> list[tuple[str, RunKey]]:
             if extractor.needs == "efficiency" and "gpu" in extractor.name:
                 continue  # measured by the CPU analysis' run only when on CUDA
             for seed in seeds[extractor.needs]:
-                out[(extractor.needs, RunKey(row.setting, row.block, noise, seed, scale))] = None
+                out[(extractor.needs,
+                     RunKey(row.setting, row.block, noise, seed, scale, row.regime))] = None
     return list(out)
 
 
@@ -124,7 +125,7 @@ def _run_analysis(run: Run, analysis: str, settings: dict[str, Any], device: str
         from hydra import compose, initialize_config_dir
 
         from midl.evaluate import CONFIG_DIR, evaluate
-        from midl.io import atomic_write_json
+        from midl.runs.io import atomic_write_json
 
         corruptions = settings.get("cifar10c_corruptions")
         overrides = [f"ckpt_path='{tested_checkpoint(run)}'", "analysis=[]",

@@ -22,8 +22,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from midl.io import atomic_write  # noqa: E402
 from midl.reporting.tables import TABLES  # noqa: E402
+from midl.runs.io import atomic_write  # noqa: E402
 
 COLOURS = {"held": "#1a9850", "weaker than claimed": "#91cf60", "not found": "#fc8d59",
            "opposite": "#d73027", "inconclusive": "#4575b4", "not testable here": "#999999",

@@ -24,10 +24,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from midl.io import atomic_write_text
-from midl.provenance import commit_text, git_commit, hardware_text
 from midl.reporting.effects import seeds_needed, welch_effect
 from midl.reporting.runs import Run, collect_runs
+from midl.runs.io import atomic_write_text
+from midl.runs.provenance import commit_text, git_commit, hardware_text
 
 METRICS: tuple[tuple[str, str, float], ...] = (
     # (record key, column name, scale factor for display)

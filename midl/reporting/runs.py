@@ -36,8 +36,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from midl.provenance import config_differences, config_hash
-from midl.records import debug_choice, find_records, read_record
+from midl.runs.provenance import config_differences, config_hash
+from midl.runs.records import debug_choice, find_records, read_record
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 

@@ -23,7 +23,7 @@ Compact means (:func:`compact`):
   as typed and the config-group ``choices``) under ``job``, which says which table cell the
   run belongs to.
 
-Writes are atomic (:func:`midl.io.atomic_write`): the companion ``.npz`` first, then the JSON,
+Writes are atomic (:func:`midl.runs.io.atomic_write`): the companion ``.npz`` first, then the JSON,
 so a record whose JSON exists is complete. A record that is not valid JSON, or lacks what a
 record holds (:data:`REQUIRED`), or whose companion is missing or unreadable, is never read
 as complete (:func:`read_record` returns None with a warning); the temporary files of a
@@ -44,11 +44,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from midl.io import atomic_write, atomic_write_json
+from midl.runs.io import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / "results" / "runs"
 RECORD_FORMAT = 1
 LONG = 64  # lists longer than this leave the record's JSON (digest or companion .npz)

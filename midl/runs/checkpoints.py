@@ -3,11 +3,11 @@ that wrote them, verified before a run resumes from them.
 
 - :class:`AtomicCheckpointIO` (a Lightning ``CheckpointIO`` plugin, passed to the ``Trainer`` by
   ``midl.train``) writes every checkpoint to a temporary file in the checkpoint's own folder,
-  fsyncs it and renames it (:func:`midl.io.atomic_write`). Lightning's own writer streams the
+  fsyncs it and renames it (:func:`midl.runs.io.atomic_write`). Lightning's own writer streams the
   bytes to the final path, so a full disk or a kill mid-write left a truncated ``last.ckpt``
   that every rerun then failed to load.
 - :class:`ConfigStamp` (a callback added by ``midl.train``) stores the run's configuration hash
-  and result-relevant settings (:func:`midl.provenance.result_config`) in each checkpoint
+  and result-relevant settings (:func:`midl.runs.provenance.result_config`) in each checkpoint
   under ``"midl_config"``.
 - :func:`resume_checkpoint` picks the checkpoint an interrupted run continues from: the newest
   one that loads, after setting aside any that does not (``<name>.corrupt-<time>``); it refuses
@@ -24,15 +24,15 @@ import lightning.pytorch as pl
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from midl.io import atomic_write
-from midl.provenance import config_differences
-from midl.provenance import config_hash as compute_hash
-from midl.run_folder import (
+from midl.runs.folder import (
     StaleResultError,
     remove_write_leftovers,
     set_aside,
     stale_message,
 )
+from midl.runs.io import atomic_write
+from midl.runs.provenance import config_differences
+from midl.runs.provenance import config_hash as compute_hash
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ class ConfigStamp(pl.Callback):
     """Store the run's configuration in every checkpoint it saves.
 
     Args:
-        config_hash: :func:`midl.provenance.config_hash` of the run's config.
-        config: :func:`midl.provenance.result_config` of it (to name what differs).
+        config_hash: :func:`midl.runs.provenance.config_hash` of the run's config.
+        config: :func:`midl.runs.provenance.result_config` of it (to name what differs).
     """
 
     def __init__(self, config_hash: str, config: dict[str, Any]) -> None:
@@ -97,7 +97,7 @@ def _load(path: Path) -> dict[str, Any] | None:
 
 def _stamp_hash(stamp: dict[str, Any]) -> str | None:
     """The stamp's hash, recomputed from its settings where it has them (so a later change
-    of :data:`midl.provenance.NOT_RESULT_KEYS` applies to older checkpoints too)."""
+    of :data:`midl.runs.provenance.NOT_RESULT_KEYS` applies to older checkpoints too)."""
     if isinstance(stamp.get("config"), dict):
         return compute_hash(stamp["config"])
     return stamp.get("hash")
@@ -127,8 +127,8 @@ def resume_checkpoint(folder: str | Path, config_hash: str, config: dict[str, An
 
     Args:
         folder: the run's ``checkpoints/`` folder (need not exist).
-        config_hash: :func:`midl.provenance.config_hash` of the current config.
-        config: the current :func:`midl.provenance.result_config`.
+        config_hash: :func:`midl.runs.provenance.config_hash` of the current config.
+        config: the current :func:`midl.runs.provenance.result_config`.
 
     Raises:
         StaleCheckpointError: the first loadable checkpoint was written with other settings

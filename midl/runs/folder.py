@@ -29,8 +29,8 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from midl.io import atomic_write_json, atomic_write_text
-from midl.provenance import config_hash
+from midl.runs.io import atomic_write_json, atomic_write_text
+from midl.runs.provenance import config_hash
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def set_aside(path: Path, reason: str) -> Path:
 
 def remove_write_leftovers(folder: str | Path, name: str = "metrics.json") -> list[Path]:
     """Delete the temporary files ``.<name>.*.tmp`` an atomic write leaves when it is killed
-    (:func:`midl.io.atomic_write`; ``name`` may be a glob pattern, e.g. ``*.ckpt``); returns
+    (:func:`midl.runs.io.atomic_write`; ``name`` may be a glob pattern, e.g. ``*.ckpt``); returns
     those deleted. Call it only under :func:`run_lock`, when no write of this folder can be
     in flight."""
     removed = []
@@ -153,7 +153,7 @@ def adopt_twin(folder: str | Path, settings_hash: str) -> dict[str, Any] | None:
     made with the same settings; return the adopted record, else None (nothing changed).
 
     The twin is only read: its ``metrics.json`` counts if it holds test metrics, is not a
-    debug run's and its settings hash (:func:`midl.provenance.config_hash` of its resolved
+    debug run's and its settings hash (:func:`midl.runs.provenance.config_hash` of its resolved
     ``config``) is ``settings_hash``. Its top-level files
     that ``folder`` lacks (side results such as ``cifar10c_severity3.json``, figures; not its
     log, lock or ``error.txt``) are copied, then ``metrics.json`` with ``copied_from`` naming

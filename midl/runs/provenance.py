@@ -27,7 +27,7 @@ def git_commit(repo: str | Path | None = None, paths: Sequence[str] = ()
     of them and ``dirty`` says whether they have uncommitted changes: a stamp that stays the
     same across commits elsewhere (the table reports use it for their own code, so that
     regenerating a table from the same records gives the same bytes)."""
-    repo = Path(repo) if repo is not None else Path(__file__).resolve().parent.parent
+    repo = Path(repo) if repo is not None else Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str | None:
         try:
@@ -190,7 +190,8 @@ def _relative_to_paths(value: Any, prefixes: list[tuple[str, str]]) -> Any:
 
 def result_config(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     """The settings of a run that can change its result: the resolved config without
-    :data:`NOT_RESULT_KEYS` (and the :data:`ADDED_AT_DEFAULT` keys at their old value), with values under a ``paths.*`` folder written relative to it.
+    :data:`NOT_RESULT_KEYS` (and the :data:`ADDED_AT_DEFAULT` keys at their old value), with
+    values under a ``paths.*`` folder written relative to it.
 
     Args:
         config: a composed config (resolved here; every interpolation must resolve) or an
