@@ -276,7 +276,8 @@ def report_table12(runs: list[Run], scale: str, out: Path, force: bool,
         rows.append((label, ", ".join(ours), str(paper[key]), same))
     groups: dict[tuple, set] = {}
     for run in (r for r in runs if r.complete and r.key.scale == scale):
-        groups.setdefault((run.key.setting, run.key.block, run.key.noise), set()).add(
+        groups.setdefault((run.key.setting, run.key.block, run.key.noise, run.key.regime),
+                          set()).add(
             run.key.seed)
     counts = sorted({len(s) for s in groups.values()})
     expected = len(parse_seeds(settings["seeds"]))
@@ -364,7 +365,7 @@ def report_figures(runs: list[Run], scale: str, out: Path, force: bool,
     """
     folder = out / scale
     index = {(r.key.setting, r.key.block, r.key.noise, r.key.seed): r for r in runs
-             if r.key.scale == scale and r.complete}
+             if r.key.scale == scale and r.complete and r.key.regime == "standard"}
     settings = list(dict.fromkeys(setting for panels in FIGURES.values()
                                   for _, setting, _, _ in panels))
     # the header describes the runs drawn: each setting's seed-0 MID-L run (Figures 3, 4)

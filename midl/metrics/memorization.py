@@ -47,7 +47,7 @@ def memorization(predictions: Tensor, noisy_labels: Tensor, clean_labels: Tensor
         raise ValueError("flipped marks samples whose noisy label equals the clean one")
 
     def fraction(hits: Tensor) -> float:
-        return float(hits.float().mean()) if len(hits) else float("nan")
+        return float(hits.double().mean()) if len(hits) else float("nan")
 
     kept = ~flipped
     return {

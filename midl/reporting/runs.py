@@ -44,13 +44,15 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 @dataclass(frozen=True)
 class RunKey:
-    """What identifies a run inside a table: ``(setting, block, noise, seed, scale)``."""
+    """What identifies a run inside a table: ``(setting, block, noise, seed, scale, regime)``
+    (``regime``: ``configs/regime/``; records made before regimes existed are ``standard``)."""
 
     setting: str
     block: str
     noise: float
     seed: int
     scale: str | None
+    regime: str = "standard"
 
 
 @dataclass
@@ -156,7 +158,8 @@ def run_key(overrides: dict[str, str], choices: dict[str, Any]) -> RunKey | None
     block = choices.get("block") or overrides.get("block", "midl")
     noise = float(overrides.get("data.label_noise", 0.0))
     scale = choices.get("scale") or overrides.get("scale")
-    return RunKey(str(setting), str(block), noise, int(overrides["seed"]), scale)
+    regime = choices.get("regime") or overrides.get("regime") or "standard"
+    return RunKey(str(setting), str(block), noise, int(overrides["seed"]), scale, str(regime))
 
 
 def read_run(path: Path) -> Run | None:
@@ -258,8 +261,9 @@ def collect_runs(sweep_dirs: list[str | Path]) -> list[Run]:
 def table_overrides(key: RunKey) -> list[str]:
     """The command-line overrides of the table sweep job that produces ``key``'s run."""
     scale = [f"+scale={key.scale}"] if key.scale is not None else []
+    regime = [f"regime={key.regime}"] if key.regime != "standard" else []
     return [f"+experiment/setting={key.setting}", *scale, f"block={key.block}",
-            f"data.label_noise={key.noise}", f"seed={key.seed}"]
+            f"data.label_noise={key.noise}", *regime, f"seed={key.seed}"]
 
 
 @functools.lru_cache(maxsize=256)
