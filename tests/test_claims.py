@@ -201,9 +201,9 @@ def test_relative_to_compares_each_arms_change_per_seed():
     assert j.verdict == "inconclusive" and "table summaries" in j.reason
     assert f"`{j.claim.id}`: per-seed values (the run records" in audit.markdown([j], [])
     with pytest.raises(audit.ClaimsError, match="relative_to"):
-        audit._check_cells(claim(metric="noise40", relative_to="clean", effect="one_sample"))
+        audit.check_cells(claim(metric="noise40", relative_to="clean", effect="one_sample"))
     with pytest.raises(audit.ClaimsError, match="no column 'cleen'"):
-        audit._check_cells(claim(metric="noise40", relative_to="cleen"))
+        audit.check_cells(claim(metric="noise40", relative_to="cleen"))
 
 
 def test_a_claims_notes_line_joins_its_parts_without_double_punctuation():
