@@ -38,18 +38,25 @@ import argparse
 import csv
 import io
 import json
-import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from midl.extras import objective
-from midl.reporting.effects import welch_effect
+from midl.reporting.numbers import fmt
 from midl.reporting.runs import Run, RunKey, collect_runs
+from midl.reporting.summary import (  # noqa: F401  (re-exported: the summary's types)
+    Difference,
+    Excluded,
+    Group,
+    Summary,
+    SummaryError,
+    value_text,
+    welch,
+)
 from midl.runs.io import atomic_write_text
 from midl.runs.provenance import config_differences, result_config
 from midl.runs.records import debug_choice
@@ -58,72 +65,6 @@ DEFAULT_METRICS = ("test/acc", "test/f1", "test/anr_tau", "test/ece")
 MAX_PAIRED_GROUPS = 6  # more groups: no pairwise differences (15 pairs per metric at 6)
 ABSENT = "<absent>"  # a setting a run does not have (as midl.provenance writes it)
 
-
-class SummaryError(ValueError):
-    """The runs cannot be summarised as asked (no complete run, unknown ``--by`` key)."""
-
-
-@dataclass
-class Group:
-    """Runs of one configuration over seeds: ``label`` maps each grouping key to its value;
-    ``values[metric]`` and ``seeds[metric]`` are aligned (a run lacking a metric is left
-    out of that metric only)."""
-
-    label: dict[str, Any]
-    runs: list[Run] = field(default_factory=list)
-    values: dict[str, list[float]] = field(default_factory=dict)
-    seeds: dict[str, list[int]] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        """``block=midl, data.label_noise=0.4`` (``all runs`` without grouping keys)."""
-        return ", ".join(f"{k}={_text(v)}" for k, v in self.label.items()) or "all runs"
-
-    def mean(self, metric: str) -> float | None:
-        values = self.values.get(metric) or []
-        return sum(values) / len(values) if values else None
-
-    def std(self, metric: str) -> float | None:
-        values = self.values.get(metric) or []
-        if len(values) < 2:
-            return None
-        m = sum(values) / len(values)
-        return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-
-
-@dataclass
-class Difference:
-    """``second - first`` for one metric, with its 95% Welch interval and p-value (None when
-    a group has fewer than 2 values)."""
-
-    metric: str
-    first: Group
-    second: Group
-    diff: float | None
-    low: float | None
-    high: float | None
-    p_value: float | None
-
-
-@dataclass
-class Excluded:
-    """A run that is not counted, and why."""
-
-    run: Run
-    reason: str
-
-
-@dataclass
-class Summary:
-    """Groups, differences and not-counted runs of some sweep folders."""
-
-    sweep_dirs: list[str]
-    by: list[str]
-    by_given: bool
-    metrics: list[str]
-    groups: list[Group]
-    differences: list[Difference]
-    excluded: list[Excluded]
 
 
 def find_runs(sweep_dirs: Sequence[str | Path]) -> list[Run]:
@@ -182,10 +123,6 @@ def _lookup(config: dict[str, Any], key: str) -> Any:
             return ABSENT
         node = node[part]
     return node
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _seed_keys(configs: list[dict[str, Any]], varying: set[str]) -> set[str]:
@@ -285,7 +222,7 @@ def summarize(runs: list[Run], by: Sequence[str] | None = None,
                                                                      ref_config)
                          if k not in seed_keys and k not in by]
                 excluded.append(Excluded(run, "differs in " + ", ".join(
-                    f"{k}={_text(a)} (its group: {_text(b)})" for k, a, b in diffs)
+                    f"{k}={value_text(a)} (its group: {value_text(b)})" for k, a, b in diffs)
                     + f" from group {group.name}"))
                 continue
             if seed in seen:
@@ -325,7 +262,7 @@ def _keys(config: dict[str, Any], prefix: str = "") -> set[str]:
 def _sort_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (0, value)
-    return (1, _text(value))
+    return (1, value_text(value))
 
 
 def _varying_keys(usable: list[tuple[Run, dict[str, Any], dict[str, str]]],
@@ -353,23 +290,6 @@ def _varying_keys(usable: list[tuple[Run, dict[str, Any], dict[str, str]]],
     return keys
 
 
-def welch(metric: str, first: Group, second: Group) -> Difference:
-    """``second - first`` of ``metric``'s means with the 95% Welch interval and p-value
-    (:func:`midl.reporting.effects.welch_effect`, the claims audit's statistics); interval
-    and p are None with fewer than 2 values in a group."""
-    a, b = first.values.get(metric) or [], second.values.get(metric) or []
-    if not a or not b:
-        return Difference(metric, first, second, None, None, None, None)
-    effect = welch_effect(b, a)
-    return Difference(metric, first, second, effect.estimate, effect.low, effect.high,
-                      effect.p_value)
-
-
-def _fmt(value: float | None, digits: int = 4, signed: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
 
 def cell(group: Group, metric: str) -> str:
     """``mean ± std`` (``mean (n=1)``, ``–`` without values; ``(n=k)`` added when fewer
@@ -378,7 +298,7 @@ def cell(group: Group, metric: str) -> str:
     if not values:
         return "–"
     std = group.std(metric)
-    text = _fmt(group.mean(metric)) + (f" ± {_fmt(std)}" if std is not None else "")
+    text = fmt(group.mean(metric), 4) + (f" ± {fmt(std, 4)}" if std is not None else "")
     return text + (f" (n={len(values)})" if len(values) != len(group.runs) else "")
 
 
@@ -399,7 +319,7 @@ def markdown(summary: Summary, command: str) -> str:
     lines.append("|" + "---|" * (len(by) + 2 + len(summary.metrics)))
     for group in summary.groups:
         seeds = sorted({int(r.record["config"].get("seed", -1)) for r in group.runs})
-        lines.append("| " + " | ".join([*(_text(group.label[k]) for k in by),
+        lines.append("| " + " | ".join([*(value_text(group.label[k]) for k in by),
                                         str(len(group.runs)), ",".join(map(str, seeds)),
                                         *(cell(group, m) for m in summary.metrics)]) + " |")
     if len(summary.groups) > MAX_PAIRED_GROUPS:
@@ -412,10 +332,10 @@ def markdown(summary: Summary, command: str) -> str:
                   "| metric | comparison | Δ mean | 95% interval | p |", "|---|---|---|---|---|"]
         for d in summary.differences:
             interval = ("n/a (n < 2 or no variance)" if d.low is None else
-                        f"[{_fmt(d.low, signed=True)}, {_fmt(d.high, signed=True)}]")
+                        f"[{fmt(d.low, 4, signed=True)}, {fmt(d.high, 4, signed=True)}]")
             p = "–" if d.p_value is None else f"{d.p_value:.3g}"
             lines.append(f"| {d.metric} | {d.second.name} − {d.first.name} | "
-                         f"{_fmt(d.diff, signed=True)} | {interval} | {p} |")
+                         f"{fmt(d.diff, 4, signed=True)} | {interval} | {p} |")
     if summary.excluded:
         lines += ["", "Not counted:"]
         lines += [f"- `{e.run.path}`: {e.reason}" for e in summary.excluded]

@@ -1,9 +1,9 @@
 """Pictures of aggregated results (matplotlib, Agg backend), written atomically as PNG.
 
-- :func:`plot_summary`: a :class:`midl.summarize.Summary`, one panel per metric: each group's
-  mean ± std as a point with an error bar, its single runs as grey dots beside it, n under
-  the group's name; with two groups the panel title gives their difference and its 95% Welch
-  interval.
+- :func:`plot_summary`: a sweep summary (:class:`midl.reporting.summary.Summary`), one panel
+  per metric: each group's mean ± std as a point with an error bar, its single runs as grey
+  dots beside it, n under the group's name; with two groups the panel title gives their
+  difference and its 95% Welch interval.
 - :func:`plot_table`: a paper table (:class:`midl.reporting.render.TableResult`), one panel
   per column: per row our mean ± std (n) next to the paper's number.
 """
@@ -19,9 +19,9 @@ import numpy as np
 
 from midl.figures import plt, save_png
 
-if TYPE_CHECKING:  # imported for annotations only: summarize and render import this module
+if TYPE_CHECKING:  # imported for annotations only: render imports this module
     from midl.reporting.render import TableResult
-    from midl.summarize import Summary
+    from midl.reporting.summary import Summary
 
 OURS_COLOR, PAPER_COLOR = "tab:blue", "tab:red"
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from midl.reporting.numbers import fmt  # noqa: F401  (render.fmt: the one formatter)
 from midl.reporting.runs import NotCounted, Run, RunKey, expected_config, select_runs
 from midl.reporting.tables import CIFAR10C_FILE, Column, Row, TableSpec
 
@@ -192,13 +193,6 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
         missing=[k for k in keys if k not in index and k not in selection.unfinished],
         missing_analyses=sorted(set(missing_analyses)),
         not_counted=selection.not_counted)
-
-
-def fmt(value: float | None, digits: int, signed: bool = False) -> str:
-    """A number with ``digits`` decimals ("–" for None)."""
-    if value is None:
-        return "–"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
 def ours_text(cell: CellResult, digits: int) -> str:
