@@ -160,6 +160,11 @@ def best_validation(trainer: Any) -> dict[str, float]:
     return {str(checkpoint.monitor): float(checkpoint.best_model_score)}
 
 
+def test_metrics(trainer: Any) -> dict[str, float]:
+    """The ``test/...`` metrics of the trainer's last ``test`` call, as floats."""
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+
+
 def objective(record: Mapping[str, Any], metric: str | None) -> float | None:
     """The value of ``metric`` (e.g. ``val/acc``, ``test/acc``) in a run's ``metrics.json``
     record, for a Hydra sweeper to optimise. ``metric=None`` (no search configured) returns

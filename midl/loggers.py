@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,15 @@ class AppendingCSVLogger(CSVLogger):
         atomic_write_text(path, out.getvalue())
         return len(rows)
 
+
+def finish_wandb(loggers: list[Any]) -> bool:
+    """Close the W&B run if one of ``loggers`` is Lightning's ``WandbLogger``; returns whether
+    it did. ``wandb`` is imported only then, and the logger class is looked up only if its
+    module is loaded (a config without W&B never imports either)."""
+    module = sys.modules.get("lightning.pytorch.loggers.wandb")
+    if module is None or not any(isinstance(lg, module.WandbLogger) for lg in loggers):
+        return False
+    import wandb
+
+    wandb.finish()
+    return True

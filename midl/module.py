@@ -154,9 +154,10 @@ class ClassificationModule(pl.LightningModule):
                           anr: Tensor | None) -> None:
         """Sum the training loss, correct predictions and ANR on the device, without a host
         synchronisation, a metric object or a ``self.log`` call per step (Lightning's per-call
-        bookkeeping cost about 1 ms of a 6 ms MNIST-MLP step). The step loss goes to the progress
-        bar and logger every ``trainer.log_every_n_steps`` steps, epoch means at the epoch's
-        end (training F1 is not computed; validation and test log it).
+        bookkeeping is a measurable share of a small step; ``make bench``'s overhead section).
+        The step loss goes to the progress bar and logger every ``trainer.log_every_n_steps``
+        steps, epoch means at the epoch's end (training F1 is not computed; validation and
+        test log it).
 
         Shapes: ``loss`` and ``anr`` scalars (``anr`` a fraction in [0, 1], or None for
         blocks without gates), ``logits`` (B, num_classes), ``y`` (B,) class indices."""

@@ -19,8 +19,8 @@ import time
 import torch
 from hydra import compose, initialize_config_dir
 
-from midl.evaluate import CONFIG_DIR
-from midl.train import build
+from midl.evaluation import CONFIG_DIR
+from midl.factory import build
 
 SETTINGS = [("mnist", "mlp", "midl"), ("mnist", "mlp", "dropout"), ("adult", "mlp", "midl"),
             ("cifar10", "cnn", "midl"), ("cifar10", "cnn", "dropout"), ("cifar10", "cnn", "switch"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from midl import bench
+from midl.bench import suite as bench
 
 
 def _check_quartiles(q):

@@ -13,7 +13,7 @@ from test_corruptions import write_frost_fixture
 from test_data import make_cifar10
 
 from conftest import CONFIG_DIR, compose_train
-from midl.evaluate import evaluate, load_checkpoint, load_run_config
+from midl.evaluation import evaluate, load_checkpoint, load_run_config
 from midl.train import train
 
 CORRUPTIONS = ["gaussian_noise", "frost"]
@@ -87,7 +87,7 @@ def test_table_analysis_goes_through_midl_evaluate(cifar_run, monkeypatch):
     _, run_dir = cifar_run
     run = Run(path=run_dir, key=None, status="complete",
               record=json.loads((run_dir / "metrics.json").read_text()))
-    import midl.evaluate as ev
+    import midl.evaluation as ev
 
     called, original = [], ev.evaluate
 

@@ -222,7 +222,7 @@ def test_short_training_run_learns_real_imdb(compose_cfg, imdb_cache):
     root = require_real("imdb/train.parquet", "imdb/test.parquet")
     import lightning.pytorch as pl
 
-    from midl.train import build
+    from midl.factory import build
 
     # small and short (2-core CI): 4,000 reviews cut to 64 tokens, 3 epochs, Adam lr 5e-3
     cfg = compose_cfg(["data=imdb", "model=lstm", "block=dropout", "logger=none",

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from conftest import CONFIG_DIR
-from midl.evaluate import ANALYSES, evaluate, save_analysis
+from midl.evaluation import ANALYSES, evaluate, save_analysis
 from midl.train import train
 
 TEST_STAGE = ("test/acc", "test/f1", "test/anr", "test/anr_tau", "test/ece", "test/brier",
@@ -123,7 +123,7 @@ def test_model_overrides_rebuild_the_same_network_in_another_layout(tmp_path):
     import torch
 
     from conftest import compose_train
-    from midl.evaluate import load_checkpoint, load_run_config
+    from midl.evaluation import load_checkpoint, load_run_config
 
     cfg = compose_train(["model=cnn", "model.channels=[4,8]", "model.hidden_dim=16",
                          "trainer.max_epochs=1", "logger=none",

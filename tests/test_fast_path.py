@@ -153,7 +153,7 @@ def test_two_parallel_single_thread_jobs_keep_their_own_files(tmp_path):
 
 
 def test_num_threads_is_set_inside_the_job(tmp_path):
-    from midl.train import set_num_threads
+    from midl.factory import set_num_threads
 
     before = torch.get_num_threads()
     try:

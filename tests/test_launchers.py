@@ -13,7 +13,7 @@ import pytest
 from fault_hooks import wait_for_pause
 from hydra import compose, initialize_config_dir
 
-from midl.evaluate import CONFIG_DIR
+from midl.evaluation import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 GUARD_S = 1800  # hang guard for a subprocess only: no test waits on a time

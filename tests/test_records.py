@@ -25,13 +25,13 @@ from midl.reporting.runs import collect_runs
 from midl.reporting.tables import TABLES
 from midl.runs import records as rec
 from midl.runs.folder import StaleResultError
-from midl.train import existing_result
+from midl.runs.outcome import existing_result
 
 SWEEP = ["+experiment/setting=mnist_mlp", "+scale=smoke", "block=midl,dropout",
          "data.label_noise=0.0", "seed=0"]
 QUIET = ["logger=none", "callbacks.progress_bar.refresh_rate=0", "extras.print_config=false"]
 # the analyses the figures need, inside the job (as configs/scale/cpu.yaml asks for them)
-IN_JOB = "analyses={_target_:midl.reporting.analyses.in_job,_partial_:true,names:[smi,tsne]}"
+IN_JOB = "analyses={_target_:midl.analyses.in_job,_partial_:true,names:[smi,tsne]}"
 PAPER = yaml.safe_load((REPO / "results" / "paper_reference.yaml").read_text())
 
 

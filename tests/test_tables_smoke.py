@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from midl.config import validate
-from midl.evaluate import CONFIG_DIR
+from midl.evaluation import CONFIG_DIR
 from midl.reporting.tables import TABLES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -45,7 +45,7 @@ def test_best_checkpoint_run_also_tests_the_final_weights(compose_cfg, tmp_path)
     label-noise tables show both): each equals the accuracy of its checkpoint's weights."""
     import torch
 
-    from midl.train import build
+    from midl.factory import build
 
     cfg = compose_cfg(["callbacks.progress_bar.refresh_rate=0", "trainer.max_epochs=4",
                        "optimizer.lr=0.05"])  # a large step: the last epoch is not the best
@@ -84,7 +84,7 @@ def test_mnist_mlp_midl_one_epoch_reaches_95_percent(compose_cfg):
 def test_nvml_cuda_check_is_cleared_only_without_a_gpu(monkeypatch, gpu):
     import torch
 
-    from midl.train import cheap_cuda_checks
+    from midl.factory import cheap_cuda_checks
 
     monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
@@ -95,7 +95,7 @@ def test_nvml_cuda_check_is_cleared_only_without_a_gpu(monkeypatch, gpu):
 def test_compile_option_compiles_the_network_in_place(compose_cfg):
     """``compile=true`` compiles the network with ``nn.Module.compile``: same parameter
     names in checkpoints as without it."""
-    from midl.train import build
+    from midl.factory import build
 
     _, compiled = build(compose_cfg(["compile=true"]))
     _, eager = build(compose_cfg([]))

@@ -131,17 +131,6 @@ class GumbelMIDLayer(MIDLayer):
         mask = hard + relaxed - relaxed.detach()
         return alpha, hard, alpha * mask
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Apply the block to ``x`` of shape (..., d); returns the same shape."""
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"GumbelMIDLayer expects inputs of shape (..., {self.dim}), "
-                             f"got {tuple(x.shape)}")
-        alpha, mask, alpha_hat = self.sparse_gate(x)
-        alpha_hat = self.gate_dropout(alpha_hat)
-        self.last_alpha = alpha.detach()
-        self.last_mask = mask.detach().bool()
-        return alpha_hat * self.f1(x) + (1.0 - alpha_hat) * self.f2(x)
-
     def extra_repr(self) -> str:
         return (f"dim={self.dim}, k={self.k}/{self.dim}, rank={self.rank}, "
                 f"temperature={self.temperature:g}")

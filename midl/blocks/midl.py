@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from midl.blocks._checks import check_choice, check_dim, check_int, check_range
+
 Estimator = Literal["ste", "masked"]
 ACTIVATIONS: dict[str | None, type[nn.Module]] = {None: nn.Identity, "relu": nn.ReLU,
                                                   "gelu": nn.GELU}
@@ -175,10 +177,10 @@ class MIDLayer(nn.Module):
             first layer) as one matrix multiplication with concatenated weights, and the
             interpolation as one ``torch.lerp``. Same parameters, state_dict and results (to
             float rounding) as the reference path (``fused=False``, the default), which follows
-            the paper's formula term by term. ``python -m midl.bench`` times both: on the 2-core
-            CPU the per-call weight concatenation (and the split of its weight gradient) cost
-            what the single GEMM saves (batch 64: no gain; batch 1: up to 4x slower), hence
-            the default; the option is there for devices where kernel launches dominate.
+            the paper's formula term by term. The per-call weight concatenation (and the split
+            of its weight gradient) can cost what the single GEMM saves on a CPU, hence the
+            default; the option is there for devices where kernel launches dominate
+            (``python -m midl.bench`` times both; results in ``results/bench/``).
             Under autocast the reference path runs (the gate must stay in float32).
         activation: phi applied to the mixed output: ``None`` (default; Appendix A's
             pseudo-code returns the mix itself), ``"relu"`` or ``"gelu"`` (Section 4.3 writes
@@ -189,7 +191,7 @@ class MIDLayer(nn.Module):
 
     Raises:
         ValueError: for d < 1, r outside [1, d], gate_dropout outside [0, 1), an unknown
-            estimator, a negative ``anneal_epochs``, or a top-k out of range
+            estimator or activation, a negative ``anneal_epochs``, or a top-k out of range
             (see :func:`resolve_top_k`); the message names the setting and the allowed range.
     """
 
@@ -207,17 +209,11 @@ class MIDLayer(nn.Module):
         activation: str | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim={dim!r} must be a positive int")
-        rank = dim // 2 if rank is None else rank
-        if not 1 <= rank <= dim:
-            raise ValueError(f"rank={rank} is out of range: F1's rank must lie in [1, {dim}]")
-        if not 0.0 <= gate_dropout < 1.0:
-            raise ValueError(f"gate_dropout={gate_dropout} is out of range: must lie in [0, 1)")
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"estimator={estimator!r} is unknown: choose one of {ESTIMATORS}")
-        if anneal_epochs < 0:
-            raise ValueError(f"anneal_epochs={anneal_epochs} must be >= 0")
+        check_dim("dim", dim)
+        rank = check_int("rank", dim // 2 if rank is None else rank, 1, dim)  # F1's rank
+        check_range("gate_dropout", gate_dropout, 0.0, 1.0, high_open=True)
+        check_choice("estimator", estimator, ESTIMATORS)
+        check_int("anneal_epochs", anneal_epochs, 0)
         self.dim = dim
         self.rank = rank
         self.estimator = estimator
@@ -227,9 +223,7 @@ class MIDLayer(nn.Module):
         self.anneal_epochs = anneal_epochs
         self.k = self.k_start if anneal_epochs > 0 else self.k_final
         self.fused = bool(fused)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r} is unknown: choose one of "
-                             f"{tuple(ACTIVATIONS)} (None: no activation after the mix)")
+        check_choice("activation", activation, tuple(ACTIVATIONS))  # None: no phi after the mix
         self.activation = activation
         self.phi = ACTIVATIONS[activation]()
 
@@ -270,7 +264,7 @@ class MIDLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Apply MID-L to ``x`` of shape (..., d); returns a tensor of the same shape."""
         if x.shape[-1] != self.dim:
-            raise ValueError(f"MIDLayer expects inputs of shape (..., {self.dim}), "
+            raise ValueError(f"{type(self).__name__} expects inputs of shape (..., {self.dim}), "
                              f"got {tuple(x.shape)}")
         if (self.fused and self._fusable()
                 and not torch.is_autocast_enabled(x.device.type)):  # fp32 gate: reference path

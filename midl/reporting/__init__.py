@@ -3,7 +3,8 @@
 - :mod:`midl.reporting.runs`: find run folders and read their ``metrics.json`` / analyses;
 - :mod:`midl.reporting.tables`: the layout of every paper table (rows, columns, paper keys);
 - :mod:`midl.reporting.render`: statistics over seeds, marks, Markdown / CSV / LaTeX;
-- :mod:`midl.reporting.analyses`: the ``midl.evaluate`` analyses a table needs, run once;
+- :mod:`midl.reporting.analyses`: the analyses a table needs (:mod:`midl.reporting.needs`),
+  run once with :mod:`midl.analyses`;
 - :mod:`midl.reporting.scales`: the scales' settings and seeds (``configs/scale/``);
 - :mod:`midl.reporting.effects`: effects over seeds, t- and bootstrap intervals, verdict
   rules (the claims audit's statistics); :mod:`midl.reporting.claims_plots`: its figures;

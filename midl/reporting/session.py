@@ -7,7 +7,7 @@ Usage (the Makefile's ``tables`` target calls it last)::
         --written results/smoke results/runs/smoke [--title "make tables SCALE=smoke"]
 
 ``RUN_LOG`` is the JSON-lines file every run appended its outcome to (``$MIDL_RUN_LOG``,
-:func:`midl.train.note_outcome`); ``--written`` folders are searched for the files changed
+:func:`midl.runs.outcome.note_outcome`); ``--written`` folders are searched for the files changed
 since ``--since`` (the start of the session). Prints a few lines; writes nothing.
 """
 

@@ -4,8 +4,8 @@ When a run whose config names a scale (``scale.name``) finishes, its record (the
 its ``metrics.json``, made compact) is also written to
 ``<paths.records_dir>/<scale>/<task_name>/<run folder name>.json`` (:func:`record_path`;
 ``paths.records_dir`` is ``$MIDL_RECORDS_DIR``, else ``<repo>/results/runs``). A sweep treats
-such a record as a finished run (``midl.train.existing_result``), and the report reads the
-records as runs (``midl.reporting.runs.collect_runs``), so the tables can be regenerated
+such a record as a finished run (:func:`midl.runs.outcome.existing_result`), and the report
+reads the records as runs (``midl.reporting.runs.collect_runs``), so the tables can be regenerated
 from ``results/runs/`` alone, without ``outputs/``.
 
 Compact means (:func:`compact`):
@@ -110,6 +110,12 @@ def live_job() -> dict[str, Any] | None:
     hydra = HydraConfig.get()
     return {"overrides": [str(o) for o in hydra.overrides.task],
             "choices": _groups(OmegaConf.to_container(hydra.runtime.choices))}
+
+
+def live_debug() -> str | None:
+    """The debug config of the running training job (``debug=fdr`` gives ``"fdr"``), None
+    for a real run or outside a Hydra job: :func:`debug_choice` of :func:`live_job`."""
+    return debug_choice(None, live_job())
 
 
 def debug_choice(metrics: Mapping[str, Any] | None,

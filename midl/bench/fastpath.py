@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils import benchmark
 
 from midl.backbones import CNN, MLP
-from midl.bench import _fmt, _quartiles
+from midl.bench.stats import fmt, quartiles
 from midl.blocks import MIDLayer
 from midl.metrics.flops import count_flops
 
@@ -102,8 +102,8 @@ def step_times(batch: int, threads: list[int], rounds: int, min_run_time: float
         w, v, t = name.split("/")
         if v != "fp32":
             base = times[f"{w}/fp32/{t}"]
-            speedups[name] = _quartiles([b / a for a, b in zip(times[name], base, strict=True)])
-    return {"time_s": {k: _quartiles(v) for k, v in times.items()},
+            speedups[name] = quartiles([b / a for a, b in zip(times[name], base, strict=True)])
+    return {"time_s": {k: quartiles(v) for k, v in times.items()},
             "speedup_vs_fp32_same_threads": speedups}
 
 
@@ -163,9 +163,9 @@ def models_per_hour(cores: int, rounds: int, seconds: float, batch: int,
         for name, (variant, jobs, threads) in setups.items():
             rates[name].append(sweep_rate(variant, jobs, threads, seconds, batch))
     default = next(iter(setups))
-    ratios = {name: _quartiles([a / b for a, b in zip(r, rates[default], strict=True)])
+    ratios = {name: quartiles([a / b for a, b in zip(r, rates[default], strict=True)])
               for name, r in rates.items()}
-    return {"steps_per_s": {k: _quartiles(v) for k, v in rates.items()},
+    return {"steps_per_s": {k: quartiles(v) for k, v in rates.items()},
             "ratio_vs_default": ratios, "seconds_per_measurement": seconds}
 
 
@@ -205,13 +205,13 @@ def run(smoke: bool, rounds: int, min_run_time: float, cores: int) -> dict[str, 
     for name, q in steps["time_s"].items():
         speed = steps["speedup_vs_fp32_same_threads"].get(name)
         print(f"  {name:24s} {q['median'] * 1e3:8.2f} ms"
-              + (f"   x{_fmt(speed)}" if speed else ""), flush=True)
+              + (f"   x{fmt(speed)}" if speed else ""), flush=True)
     sweep = models_per_hour(cores, mp_rounds, seconds, batch, smoke)
     print(f"CIFAR-10 sweep, models per hour vs default ({seconds:.0f} s per measurement, "
           f"{mp_rounds} rounds):")
     for name, q in sweep["ratio_vs_default"].items():
         rate = sweep["steps_per_s"][name]["median"]
-        print(f"  {name:48s} {rate:6.1f} steps/s   x{_fmt(q)}", flush=True)
+        print(f"  {name:48s} {rate:6.1f} steps/s   x{fmt(q)}", flush=True)
     roof = roofline(steps, batch, threads, 256 if smoke else 2048, min_run_time)
     for key, r in roof.items():
         if isinstance(r, dict):
