@@ -119,7 +119,8 @@ figures: install svhn-fixture ## Figures 3 (MI vs activation frequency) and 4 (t
 
 # The claims in the regimes a careful reader would propose (configs/regime/): the sweeps in
 # the order of their cost (low data, MNIST, then CIFAR-10), then the two regime tables
-# results/$(SCALE)/regimes_{noise,lowdata}.{md,csv,tex,png}; `make claims` judges their claims.
+# results/$(SCALE)/regimes_{noise,lowdata}.{md,csv,tex,png}, then the claims audit, whose
+# regime claims results/$(SCALE)/regimes.{md,csv,png} arranges by family and regime.
 REGIME_SWEEPS := regimes_converge regimes_standard regimes_variants regimes_memorize \
 	regimes_matched
 .PHONY: regimes
@@ -131,6 +132,7 @@ regimes: install ## Claims across regimes: memorize, low data to convergence, pa
 	for t in regimes_noise regimes_lowdata; do \
 		$(TABLE_ENV) $(PY) -m midl.report $$t $(SWEEP_DIRS) $(RECORDS)/$(SCALE) --scale $(SCALE) \
 			--out $(RESULTS) --force --command "make regimes SCALE=$(SCALE)"; done
+	$(MAKE) claims SCALE=$(SCALE)
 
 # Claims audit: every claim of results/claims.yaml judged on the run records the
 # tables read (a table without records: its committed results/$(SCALE)/<table>.csv), by the rules
@@ -140,6 +142,7 @@ regimes: install ## Claims across regimes: memorize, low data to convergence, pa
 claims: install ## Claims audit: results/$(SCALE)/claims.{md,csv,png} and results/README.md's verdicts
 	$(TABLE_ENV) $(PY) -m midl.claims --scale $(SCALE) --out $(RESULTS) \
 		--runs $(SWEEP_DIRS) $(RECORDS)/$(SCALE) --readme $(RESULTS)/README.md
+	$(PY) -m midl.reporting.regimes --scale $(SCALE) --out $(RESULTS) --force
 
 # Every table, both figures and the claims page from the committed run records alone
 # ($(RECORDS)/$(SCALE), i.e. results/runs/<scale>/): no training, no outputs/ needed.
@@ -152,6 +155,7 @@ report: install ## Every table, figure and the claims page from results/runs/$(S
 		|| echo "** $$t: not written (see the error above)"; done
 	$(TABLE_ENV) $(PY) -m midl.claims --scale $(SCALE) --out $(RESULTS) \
 		--runs $(RECORDS)/$(SCALE) --readme $(RESULTS)/README.md
+	$(PY) -m midl.reporting.regimes --scale $(SCALE) --out $(RESULTS) --force
 
 svhn-fixture: install ## SVHN-layout fixture from MNIST when the real SVHN files are absent
 	$(if $(SVHN_FIXTURE),$(DATA_ENV) $(PY) scripts/make_svhn_fixture.py $(SVHN_FIXTURE),@echo "real SVHN files in $(DATA_DIR)/svhn")

@@ -187,3 +187,51 @@ def test_noisy_memorize_run_records_its_memorized_fraction(compose_cfg):
     # after two epochs the model fits the kept labels far better than the flipped ones
     assert found["unflipped_acc"] > 0.5 > found["memorized"]
     assert found["memorized"] + found["flipped_clean_acc"] <= 1.0
+
+
+def test_noisy_val_flips_validation_labels_with_a_draw_of_their_own():
+    from midl.data import DigitsDataModule
+
+    def setup(**kwargs):
+        dm = DigitsDataModule(label_noise=0.4, noise_seed=3, **kwargs)
+        dm.setup("fit")
+        return dm
+
+    clean_val, noisy_val = setup(), setup(noisy_val=True)
+    assert torch.equal(clean_val.train_set.y, noisy_val.train_set.y)   # training draw unchanged
+    assert torch.equal(clean_val.test_set.y, noisy_val.test_set.y)     # test labels stay clean
+    changed = noisy_val.val_set.y != clean_val.val_set.y
+    assert torch.equal(changed, noisy_val.val_noise_mask)
+    assert 0.25 < changed.float().mean() < 0.55                        # about 40% of 144
+    assert noisy_val.summary()["label_noise"]["val_flipped"] == int(changed.sum())
+    assert "val_flipped" not in clean_val.summary()["label_noise"]
+    with pytest.raises(ValueError, match="noisy_val"):
+        DigitsDataModule(noisy_val="yes")
+
+
+def test_regimes_page_arranges_the_audited_claims(tmp_path):
+    from midl.claims import load_claims
+    from midl.reporting import regimes
+
+    ids = {c.id for c in load_claims()}
+    named = {cid for _, families in regimes.LAYOUT.values() for f in families
+             for cid in f.claims.values()}
+    assert named <= ids                      # every cell is a claim of results/claims.yaml
+    claims = {cid: {"id": cid, "estimate": "", "low": "", "high": "", "verdict": "no data"}
+              for cid in named}
+    claims["t3_noise40@memorize_final_mnist"] = {
+        "id": "x", "estimate": "-4.5", "low": "-6.0", "high": "-3.0", "verdict": "opposite"}
+    memo = {("mnist", "memorize", "dropout", 40): "31% (n=5)"}
+    md, table, points = regimes.build(claims, memo)
+    row = next(line for line in md.splitlines() if line.startswith("| 40% noise | MNIST"))
+    assert "-4.50 [-6.00, -3.00] opposite" in row.split("|")[6]       # memorize final column
+    assert "| MNIST (MLP) | 40% | memorize | 31% (n=5) | – | – |" in md
+    assert len(points) == len(named) and table.count("\n") == len(named) + 1
+    folder = tmp_path / "cpu"
+    folder.mkdir()
+    with pytest.raises(regimes.RegimesError, match="claims.csv not found"):
+        regimes.write("cpu", tmp_path)
+    (folder / "claims.csv").write_text("# - Scale: `cpu`\nid,estimate,low,high,verdict\n"
+                                       "t2_mnist,1,0,2,held\n")
+    with pytest.raises(regimes.RegimesError, match="lacks the claims"):
+        regimes.write("cpu", tmp_path)

@@ -40,6 +40,11 @@ class Splits:
     y_test: Tensor
 
 
+VAL_NOISE_OFFSET = 1_000_003
+"""``data.noisy_val``: the validation labels' noise is drawn with seed ``noise_seed`` + this
+offset, a stream of its own (never a training draw of another ``noise_seed``)."""
+
+
 class TensorBatches(torch.utils.data.Dataset):
     """A dataset indexed by a list of indices, returning a whole batch ``(x[idx], y[idx])``."""
 
@@ -105,7 +110,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         download: fetch missing files with torchvision when the network allows.
         augment: apply the dataset's training augmentation (images: random crop + flip).
         label_noise: symmetric label-noise rate r in [0, 1) applied to the training part only
-            (validation and test labels stay clean); see
+            (validation and test labels stay clean unless ``noisy_val``); see
             :func:`~midl.data.conditions.symmetric_label_noise`.
         noise_seed: seed of the label noise, independent of the model seed and ``split_seed``.
         train_per_class: low-data regime: train on this many samples of every class (a
@@ -115,6 +120,10 @@ class InMemoryDataModule(pl.LightningDataModule):
         on_device: when the trainer runs on an accelerator (GPU), move each split there once
             and cut batches there, so no batch is copied from the host (default True). On
             the CPU it changes nothing.
+        noisy_val: also flip the validation labels at rate ``label_noise`` (a draw of its own,
+            seed ``noise_seed`` + :data:`VAL_NOISE_OFFSET`), so the best checkpoint and any
+            model selection see noisy labels, as a practitioner without clean labels would;
+            test labels stay clean. Default False.
 
     Order of operations in :meth:`setup`: (1) the low-data subset is drawn from the official
     training split (indices independent of ``split_seed``) and becomes the training part; the
@@ -145,7 +154,7 @@ class InMemoryDataModule(pl.LightningDataModule):
                  val_size: int | float = 5000, split_seed: int = 0, download: bool = False,
                  augment: bool = False, label_noise: float = 0.0, noise_seed: int = 0,
                  train_per_class: int | None = None, train_size: int | None = None,
-                 subset_seed: int = 0, on_device: bool = True) -> None:
+                 subset_seed: int = 0, on_device: bool = True, noisy_val: bool = False) -> None:
         super().__init__()
         for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -171,6 +180,10 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.train_per_class = train_per_class
         self.train_size = train_size
         self.on_device = on_device
+        if not isinstance(noisy_val, bool):
+            raise ValueError(f"data.noisy_val={noisy_val!r} must be true or false")
+        self.noisy_val = noisy_val
+        self.val_noise_mask: Tensor | None = None
         self.train_indices: Tensor | None = None  # indices into the official training split
         self.val_indices: Tensor | None = None
         self.clean_train_labels: Tensor | None = None
@@ -213,6 +226,8 @@ class InMemoryDataModule(pl.LightningDataModule):
                 "flipped": None if mask is None else int(mask.sum()),
                 "realised_rate": None if mask is None or len(mask) == 0
                 else round(float(mask.float().mean()), 6)}
+            if self.val_noise_mask is not None:
+                out["label_noise"]["val_flipped"] = int(self.val_noise_mask.sum())
         if self.train_per_class is not None or self.train_size is not None:
             out["subset"] = {
                 "train_per_class": self.train_per_class, "train_size": self.train_size,
@@ -274,8 +289,12 @@ class InMemoryDataModule(pl.LightningDataModule):
         if self.label_noise > 0:
             y_train, self.noise_mask = symmetric_label_noise(
                 y_train, self.label_noise, self.num_classes, self.noise_seed)
+        y_val = splits.y_train[val_idx]
+        if self.noisy_val and self.label_noise > 0:
+            y_val, self.val_noise_mask = symmetric_label_noise(
+                y_val, self.label_noise, self.num_classes, self.noise_seed + VAL_NOISE_OFFSET)
         self.train_set = TensorBatches(x_train, y_train)
-        self.val_set = TensorBatches(x_val, splits.y_train[val_idx])
+        self.val_set = TensorBatches(x_val, y_val)
         self.test_set = TensorBatches(x_test, splits.y_test)
         if self.standardize and (x_train.is_floating_point() or x_train.dtype == torch.uint8):
             self.mean, self.std = self._channel_stats(x_train)

@@ -167,6 +167,7 @@ does not change the hash, while pointing one setting at another folder does.
 # records keep their hashes; any other value counts like every other setting.
 ADDED_AT_DEFAULT: dict[str, Any] = {
     "block.activation": None,     # MIDLayer's phi after the mix (none: Appendix A, as before)
+    "data.noisy_val": False,      # validation labels clean, as before
 }
 
 
