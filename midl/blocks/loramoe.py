@@ -90,9 +90,13 @@ class LoRAMoEBlock(nn.Module):
             raise ValueError(f"LoRAMoEBlock expects inputs of shape (..., {self.dim}), "
                              f"got {tuple(x.shape)}")
         weights = self.routing_weights(x)
-        hidden = torch.einsum("...d,nrd->...nr", x, self.lora_a)
-        hidden = hidden * (weights * self.scaling).unsqueeze(-1)
-        update = torch.einsum("...nr,ndr->...d", hidden, self.lora_b)
+        # The LoRA branch in one dtype, x's (bfloat16 under bf16 autocast, else float32):
+        # autocast does not reach every op einsum dispatches to (e.g. under FlopCounterMode in
+        # the test stage), and a float32 parameter meeting a bfloat16 input fails there.
+        dtype = x.dtype
+        hidden = torch.einsum("...d,nrd->...nr", x, self.lora_a.to(dtype))
+        hidden = hidden * (weights * self.scaling).to(dtype).unsqueeze(-1)
+        update = torch.einsum("...nr,ndr->...d", hidden, self.lora_b.to(dtype))
         self._weights_graph = weights
         self.last_weights = weights.detach()
         return self.base(x) + update
