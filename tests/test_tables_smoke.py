@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from midl.config import validate
 from midl.evaluation import CONFIG_DIR
-from midl.reporting.tables import TABLES
+from midl.reporting.tables import REGIME_TABLES, TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MIDL_DATA_DIR", ROOT.parent / "shared" / "data"))
@@ -32,9 +32,10 @@ SCALES = sorted(p.stem for p in (CONFIG_DIR / "scale").glob("*.yaml"))
 def test_every_table_has_a_sweep_file_and_a_make_target():
     expected = [f"table{i}" for i in range(2, 13)] + ["baselines", "figures"]
     assert sorted(TABLE_FILES) == sorted(expected)
-    assert set(TABLES) | {"table12", "figures"} == set(expected)
+    # the regimes tables: several sweeps (configs/experiment/regimes_*.yaml), one make target
+    assert set(TABLES) | {"table12", "figures"} == set(expected) | set(REGIME_TABLES)
     makefile = (ROOT / "Makefile").read_text()
-    for name in [*expected, "tables"]:
+    for name in [*expected, "tables", "regimes"]:
         assert f"\n{name}:" in makefile, name
     assert SCALES == ["cpu", "paper", "precision", "quick", "smoke"]  # precision: make precision
 
