@@ -32,7 +32,7 @@ def records(mean: float, sd: float, n: int, seed: int) -> dict[int, float]:
 def claim(direction: str = "higher", **kwargs) -> Claim:
     fields = {"id": "synthetic", "group": "Table 3", "source": "test", "quote": "q",
               "direction": direction, "table": "table3", "metric": "noise20", "a": "midl",
-              "b": "dropout", **kwargs}
+              "b": "dropout", "margin": 1.0, "margin_reason": "1 point", **kwargs}
     return Claim(**fields)
 
 
@@ -59,20 +59,28 @@ def test_true_effect_with_small_spread_is_held():
     assert j.effect.low > 0 and j.effect.low <= 5.0 <= j.effect.high
 
 
-def test_no_effect_with_many_seeds_is_not_found():
+def test_no_effect_with_many_seeds_is_absent():
     j = judged(effect=0.0, sd=1.0, n=200, paper_effect=5.0)
-    assert j.verdict == "not found", audit.ours_text(j)
-    assert j.effect.low < 0 < j.effect.high < 5.0
+    assert j.verdict == "absent", audit.ours_text(j)
+    assert j.decision_p is not None and j.decision_p < 0.05  # the TOST p-value
 
 
 def test_no_effect_with_two_seeds_is_inconclusive_and_says_how_many_would_resolve():
     j = judged(effect=0.0, sd=3.0, n=2, paper_effect=5.0)
     assert j.verdict == "inconclusive", audit.ours_text(j)
     assert j.seeds_needed is not None and j.seeds_needed > 2
-    # at the observed spread, that many seeds give an interval narrower than the effect
-    spread = j.effect.spread
-    assert 2 * effects.half_width(spread, j.seeds_needed) < 5.0
-    assert 2 * effects.half_width(spread, j.seeds_needed - 1) >= 5.0
+    # that many seeds give 80% power at the upper bound of the observed spread
+    plan = effects._planning_spread(j.effect.spread, 2)
+    assert plan[0] > j.effect.spread[0]
+    assert effects.power(plan, j.seeds_needed, 5.0) >= 0.8 > effects.power(
+        plan, j.seeds_needed - 1, 5.0)
+
+
+def test_power_is_the_noncentral_t():
+    # paired, sd 1, n 10, effect 1: ncp sqrt(10), df 9
+    crit = stats.t.ppf(0.975, 9)
+    expected = stats.nct.sf(crit, 9, np.sqrt(10)) + stats.nct.cdf(-crit, 9, np.sqrt(10))
+    assert effects.power((1.0,), 10, 1.0) == pytest.approx(expected)
 
 
 def test_negative_effect_is_opposite():
@@ -80,9 +88,9 @@ def test_negative_effect_is_opposite():
     assert j.verdict == "opposite", audit.ours_text(j)
 
 
-def test_smaller_effect_than_the_paper_is_weaker_than_claimed():
+def test_smaller_effect_than_the_paper_is_smaller_than_claimed():
     j = judged(effect=2.0, sd=0.3, n=10, paper_effect=12.0)
-    assert j.verdict == "weaker than claimed", audit.ours_text(j)
+    assert j.verdict == "smaller than claimed", audit.ours_text(j)
 
 
 def test_lower_is_better_claims_flip_the_sign():
@@ -92,23 +100,122 @@ def test_lower_is_better_claims_flip_the_sign():
         "opposite")
 
 
-@pytest.mark.parametrize(("low", "high", "paper", "expected"), [
-    (1.0, 3.0, 2.0, "held"), (1.0, 3.0, 0.5, "held"), (1.0, 3.0, 5.0, "weaker than claimed"),
-    (-1.0, 3.0, 2.0, "inconclusive"), (-1.0, 1.0, 2.0, "not found"),
-    (-3.0, -1.0, 2.0, "opposite"), (-1.0, 1.0, None, "inconclusive"), (None, None, 2.0,
-                                                                       "inconclusive")])
-def test_rules_on_intervals(low, high, paper, expected):
-    assert verdict("higher", low, high, paper) == expected
+def t_se(half95: float, df: float = 4.0) -> float:
+    """The standard error whose 95% t half-width at ``df`` is ``half95``."""
+    return half95 / stats.t.ppf(0.975, df)
 
 
-def test_exact_values_and_checks_of_our_own():
-    assert verdict("higher", 0.98, 0.98, 1.7, neutral=1.0, exact=True) == "opposite"
-    assert verdict("higher", 1.69, 1.69, 1.7, neutral=1.0, exact=True) == "held"  # rounding
-    assert verdict("higher", 50.0, 50.0, 55.0, exact=True) == "weaker than claimed"
-    assert verdict("either", 0.5, 1.0, None) == "differs (a > b)"
-    assert verdict("either", -0.5, 1.0, None) == "no difference detected"
+@pytest.mark.parametrize(("estimate", "half", "paper", "margin", "expected"), [
+    (2.0, 1.0, 2.0, 0.5, "held"), (2.0, 1.0, 0.5, 0.5, "held"),
+    (2.0, 1.0, 5.0, 0.5, "smaller than claimed"), (1.0, 2.0, 2.0, 0.5, "inconclusive"),
+    (0.0, 0.3, 2.0, 1.0, "absent"), (-2.0, 1.0, 2.0, 0.5, "opposite"),
+    (0.0, 1.0, None, 0.5, "inconclusive"), (None, None, 2.0, 0.5, "inconclusive"),
+    (0.3, 0.2, 2.0, 1.0, "absent")])  # differs from zero, yet inside the margin: absent
+def test_rules_on_intervals(estimate, half, paper, margin, expected):
+    se = None if half is None else t_se(half)
+    assert verdict("higher", estimate, se, 4.0, paper, margin) == expected
+
+
+def test_where_two_apply_absent_wins_and_says_so():
+    d = effects.decide("higher", 0.3, t_se(0.2), 4.0, 2.0, 1.0)
+    assert d.verdict == "absent" and "within the margin" in d.note
+
+
+def test_exact_values_use_the_printed_digits_and_the_margin():
+    band = effects.printed_band(1.7)
+    assert band == pytest.approx((1.65, 1.75))
+    log = np.log
+    # 1.66x against a printed 1.7: within the band, held (a 2% tolerance would not allow it)
+    assert verdict("higher", log(1.66), 0.0, None, log(1.7), log(1.1),
+                   band=(log(1.65), log(1.75))) == "held"
+    assert verdict("higher", log(1.6), 0.0, None, log(1.7), log(1.1),
+                   band=(log(1.65), log(1.75))) == "smaller than claimed"
+    assert verdict("higher", log(0.98), 0.0, None, log(1.7), log(1.1)) == "absent"
+    assert verdict("higher", log(0.8), 0.0, None, log(1.7), log(1.1)) == "opposite"
+    assert verdict("higher", 50.0, 0.0, None, 55.0, band=effects.printed_band(55)) == (
+        "smaller than claimed")
+    assert effects.printed_band(6.8, terms=2) == pytest.approx((6.7, 6.9))
+    assert effects.half_unit(0.084) == pytest.approx(0.0005)
+    assert verdict("either", 0.75, t_se(0.25), 4.0, margin=0.1) == "differs (a > b)"
+    assert verdict("either", 0.0, t_se(0.05), 4.0, margin=0.1) == "absent"
     with pytest.raises(ValueError, match="direction must be one of"):
-        verdict("up", 0.0, 1.0, None)
+        verdict("up", 0.0, 1.0, 4.0)
+    with pytest.raises(ValueError, match="margin must be > 0"):
+        verdict("higher", 0.0, 1.0, 4.0, margin=0.0)
+
+
+def test_noninferiority():
+    assert verdict("higher", -0.2, t_se(0.4), 4.0, margin=1.0,
+                   kind="noninferiority") == "not worse"
+    assert verdict("higher", -3.0, t_se(0.5), 4.0, margin=1.0,
+                   kind="noninferiority") == "worse"
+    assert verdict("higher", -0.8, t_se(1.0), 4.0, margin=1.0,
+                   kind="noninferiority") == "inconclusive"
+
+
+# ---------------------------------------------------- seeded simulations through the verdict
+def simulate(effect: float, sd: float, n: int, paper: float, margin: float = 1.0,
+             kind: str = "superiority", draws: int = 300, seed: int = 0) -> dict[str, float]:
+    """Verdict frequencies of ``draws`` paired experiments: n seeds, per-seed differences
+    N(effect, sd), through :func:`paired_effect` and :func:`decide`."""
+    rng = np.random.default_rng(seed)
+    counts: dict[str, int] = {}
+    for _ in range(draws):
+        diff = rng.normal(effect, sd, n)
+        e = effects.one_sample_effect(diff)
+        v = verdict("higher", e.estimate, e.se, e.df, paper, margin, kind)
+        counts[v] = counts.get(v, 0) + 1
+    return {k: c / draws for k, c in counts.items()}
+
+
+CIFAR10_SD = 0.86  # the std of paired per-seed differences of our CIFAR-10 accuracies (pts)
+
+
+def test_simulated_verdict_frequencies():
+    assert simulate(5.0, 0.5, 5, paper=5.0).get("held", 0) >= 0.95
+    assert simulate(0.0, 0.2, 5, paper=5.0).get("absent", 0) >= 0.95
+    assert simulate(0.0, 20.0, 5, paper=5.0).get("inconclusive", 0) >= 0.90
+    assert simulate(2.5, 0.5, 10, paper=5.0).get("smaller than claimed", 0) >= 0.90
+    assert simulate(-5.0, 0.5, 5, paper=5.0).get("opposite", 0) >= 0.95
+    assert simulate(0.0, CIFAR10_SD, 2, paper=5.0).get("absent", 0) == 0
+    assert simulate(-0.2, 0.3, 5, paper=0.7, kind="noninferiority").get(
+        "not worse", 0) >= 0.95
+
+
+def test_half_the_papers_effect_at_our_cifar10_spread_is_never_called_absent():
+    """The old "not found" called half the paper's effect absent 16% of the time; a margin
+    well below the effect cannot (issue 28)."""
+    assert simulate(0.5 * 4.2, 1.3, 5, paper=4.2).get("absent", 0) == 0
+
+
+def test_zero_spread_and_deterministic_with_spread():
+    base = {s: 40.0 for s in range(5)}
+    same = {s: 40.0 + 5.6e-17 for s in range(5)}
+    j = judge(claim(margin=1.0, margin_reason="r"), tables(same, base, 45.0, 40.0), "cpu")
+    assert j.verdict == "absent" and j.exact and "no spread" in audit.ours_text(j)
+    varying = records(42.0, 0.5, 5, seed=3)
+    j = judge(claim(deterministic=True, margin=1.0, margin_reason="r"),
+              tables(varying, base, 42.0, 40.0), "cpu")
+    assert not j.exact and j.effect.p_value is not None
+    assert j.effect.method.startswith("deterministic, but seeds differ")
+    assert j.verdict == "held"
+
+
+def test_latency_as_a_ratio_of_per_seed_medians():
+    spec = TABLES["table10"]
+    labels = [r.label for r in spec.rows]  # dropout, midl
+    dropout = {0: 0.30, 1: 0.32, 2: 0.31, 3: 0.29, 4: 0.30}
+    midl = {s: 0.6 * v * (1 + 0.01 * (s - 2)) for s, v in dropout.items()}
+    cells = {(labels[0], "latency_cpu"): Cell(values=dropout, paper=41.3),
+             (labels[1], "latency_cpu"): Cell(values=midl, paper=27.1)}
+    c = claim(group="Table 10", table="table10", metric="latency_cpu", a="midl",
+              b=labels[0], effect="ratio", direction="lower", margin=0.1, margin_reason="r")
+    j = judge(c, {"table10": TableCells(spec, "hand-made", cells)}, "cpu")
+    assert j.effect.estimate == pytest.approx(0.6, rel=1e-3) and j.effect.log
+    assert j.paper == pytest.approx(27.1 / 41.3)
+    assert j.band == pytest.approx((27.05 / 41.35, 27.15 / 41.25))
+    assert j.verdict == "held"  # 0.60 is beyond the paper's 0.656
+    assert audit.margin_text(j) == "±10%"
 
 
 # ------------------------------------------------------------------------------ statistics
@@ -129,36 +236,52 @@ def test_paired_and_welch_match_scipy():
     assert summary.boot_low is None  # no per-seed values: no bootstrap
 
 
-def test_q_values_are_benjamini_hochberg_and_mark_only_unadjusted_differences():
+def test_bh_counter_example_repeats_can_lower_q_values():
+    """The old docstring said a repeated claim "can only raise the q-values": false."""
+    q3 = stats.false_discovery_control([0.01, 0.03, 0.5], method="bh")
+    q4 = stats.false_discovery_control([0.01, 0.01, 0.03, 0.5], method="bh")
+    assert q3[1] == pytest.approx(0.045) and q4[2] == pytest.approx(0.04)
+
+
+def test_decisions_are_adjusted_over_distinct_claims_holm_for_the_headline():
     p_values = [0.001, 0.04, 0.3, 0.8]
-    verdicts = ["held", "opposite", "not found", "inconclusive"]
-    judgements = [audit.Judgement(claim(id=f"c{i}"), v, effects.Effect(1.0, 0.1, 2.0,
-                                                                       p_value=p, n_a=5))
+    verdicts = ["held", "opposite", "absent", "inconclusive"]
+    judgements = [audit.Judgement(claim(id=f"c{i}", margin=1.0, margin_reason="r"), v,
+                                  effects.Effect(1.0, 0.1, 2.0, p_value=p, n_a=5, se=0.1,
+                                                 df=4.0),
+                                  decision_p=None if v == "inconclusive" else p)
                   for i, (p, v) in enumerate(zip(p_values, verdicts, strict=True))]
-    exact = audit.Judgement(claim(id="exact", deterministic=True), "opposite",
-                            effects.Effect(-1.0, -1.0, -1.0))
-    assert audit.adjust_for_multiplicity([*judgements, exact]) == 4
-    # independent Benjamini-Hochberg: q_(i) = min over j >= i of p_(j) * M / j
-    m, order = len(p_values), np.argsort(p_values)
-    expected, running = [0.0] * m, 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, p_values[i] * m / rank)
-        expected[i] = running
-    assert [j.q_value for j in judgements] == pytest.approx(expected)
-    assert expected[1] > audit.FDR > p_values[1]  # significant alone, not among four tests
-    assert [j.maybe_chance for j in judgements] == [False, True, False, False]
+    repeat = audit.Judgement(claim(id="again", repeats="c1", margin=1.0, margin_reason="r"),
+                             "opposite", effects.Effect(1.0, 0.1, 2.0, p_value=0.04),
+                             decision_p=0.04)
+    exact = audit.Judgement(claim(id="exact", deterministic=True, margin=1.0,
+                                  margin_reason="r"), "opposite",
+                            effects.Effect(-1.0, -1.0, -1.0, se=0.0))
+    everything = [*judgements, repeat, exact]
+    assert audit.adjust_for_multiplicity(everything) == 3  # c0, c1, c2: not the repeat
+    assert [j.holm_p for j in judgements[:3]] == pytest.approx([0.003, 0.08, 0.3])
+    q = stats.false_discovery_control([0.001, 0.04, 0.3], method="bh")
+    assert [j.q_value for j in judgements[:3]] == pytest.approx(q)
+    assert repeat.q_value == judgements[1].q_value
+    assert [j.adjusted for j in everything] == ["held", "inconclusive", "inconclusive",
+                                                "inconclusive", "inconclusive", "opposite"]
+    assert [j.maybe_chance for j in judgements] == [False, True, True, False]
     assert exact.q_value is None and not exact.maybe_chance
-    md = audit.markdown([*judgements, exact], [])
-    assert "adjusted for the 4 claims" in md
+    assert audit.tally(everything) == "inconclusive 3, held 1, opposite 1"
+    md = audit.markdown(everything, [])
+    assert "Holm-adjusted over the 3 distinct claims" in md
+    assert "1 repeats of another claim left out" in md
     rows = {line.split("|")[1].strip(" `"): line for line in md.splitlines()
             if line.startswith("| `")}
     assert "**opposite** ‡" in rows["c1"] and "‡" not in rows["c0"] + rows["exact"]
-    block = audit.readme_block([*judgements, exact], "cpu")
-    assert block.count("‡") == 2 and "adjusted for the 4 claims" in block  # c1 + legend
-    csv_rows = audit.csv_text([*judgements, exact], []).splitlines()
-    q_column = csv_rows[0].split(",").index("q_value")
-    assert float(csv_rows[2].split(",")[q_column]) == pytest.approx(expected[1])
+    assert "(repeats `c1`)" in rows["again"]
+    block = audit.readme_block(everything, "cpu")
+    assert "**Headline (5 distinct claims" in block
+    (row,) = [r for r in csv.DictReader(io.StringIO(audit.csv_text(everything, [])))
+              if r["id"] == "c1"]
+    assert float(row["q_value"]) == pytest.approx(q[1])
+    assert (row["verdict"], row["adjusted_verdict"], row["p_value"]) == (
+        "opposite", "inconclusive", repr(0.04))
 
 
 def test_relative_to_compares_each_arms_change_per_seed():
@@ -181,7 +304,8 @@ def test_relative_to_compares_each_arms_change_per_seed():
     assert (j.effect.estimate, j.effect.low, j.effect.high) == pytest.approx(
         (np.mean(change), ci.low, ci.high))
     assert j.paper == pytest.approx((55.8 - 86.4) - (43.7 - 85.3))  # +11.0 points
-    assert j.verdict == "weaker than claimed"  # +10 +- ~0.5 excludes 0 and the paper's +11
+    # +10 +- ~0.8 excludes 0 and reaches the band of the paper's four printed numbers
+    assert j.band == pytest.approx((10.8, 11.2)) and j.verdict == "held"
     # the level alone (MID-L's clean advantage of ~1 point included) is a different number
     level = judge(claim(metric="noise40"), table, "cpu")
     assert level.effect.estimate != pytest.approx(j.effect.estimate)
@@ -258,8 +382,18 @@ def test_bad_claims_are_refused_with_the_bad_value(tmp_path):
     with pytest.raises(audit.ClaimsError, match="direction 'up'"):
         audit.load_claims(path)
     path.write_text("claims:\n  - {id: x, group: g, source: s, quote: q, direction: higher,"
-                    " table: table3, metric: acc, a: midl, b: dropout}\n")
+                    " table: table3, metric: acc, a: midl, b: dropout, margin: 1,"
+                    " margin_reason: r}\n")
     with pytest.raises(audit.ClaimsError, match="no column 'acc'"):
+        audit.load_claims(path)
+    path.write_text("claims:\n  - {id: x, group: g, source: s, quote: q, direction: higher,"
+                    " table: table3, metric: clean, a: midl, b: dropout}\n")
+    with pytest.raises(audit.ClaimsError, match="no `margin`"):
+        audit.load_claims(path)
+    path.write_text("claims:\n  - {id: x, group: g, source: s, quote: q, direction: higher,"
+                    " table: table3, metric: clean, a: midl, b: dropout, margin: 1,"
+                    " margin_reason: r, repeats: y}\n")
+    with pytest.raises(audit.ClaimsError, match="repeats 'y'"):
         audit.load_claims(path)
 
 

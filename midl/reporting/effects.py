@@ -17,14 +17,19 @@ import numpy as np
 from scipy import stats
 
 DIRECTIONS = ("higher", "lower", "either")
-VERDICTS = ("held", "weaker than claimed", "not found", "opposite", "inconclusive",
-            "not testable here", "no data", "differs (a > b)", "differs (a < b)",
-            "no difference detected")
+KINDS = ("superiority", "noninferiority")
+VERDICTS = ("held", "smaller than claimed", "absent", "opposite", "inconclusive", "not worse",
+            "worse", "not testable here", "no data", "differs (a > b)", "differs (a < b)")
 # the verdicts of an interval that excludes the neutral value (a difference from zero)
-NONZERO_VERDICTS = ("held", "weaker than claimed", "opposite", "differs (a > b)",
+NONZERO_VERDICTS = ("held", "smaller than claimed", "opposite", "differs (a > b)",
                     "differs (a < b)")
+# the verdicts that decide a claim (a test was passed): multiplicity-adjusted in the headline
+DECIDED = (*NONZERO_VERDICTS, "absent", "not worse", "worse")
 CONFIDENCE = 0.95
-ROUNDING = 0.02  # the paper prints 2-3 significant digits (exact values within 2% hold)
+EQUIVALENCE_CONFIDENCE = 0.90  # TOST at 5% per side: the 90% interval inside +-margin
+POWER = 0.80  # seeds needed: 80% power (noncentral t)
+SD_UPPER = 0.80  # ... at the one-sided 80% upper confidence bound of the observed std
+MIN_DF_ABSENT = 2  # absent needs >= 3 seeds: with 1 df a lucky pair fakes a tiny spread
 MAX_SEEDS = 100_000
 BOOTSTRAP_RESAMPLES = 10_000
 
@@ -43,6 +48,9 @@ class Effect:
     n_b: int = 0
     method: str = ""
     spread: tuple[float, ...] = ()     # std of differences (paired, one-sample) or per arm
+    se: float | None = None            # standard error of the estimate (0: no spread seen)
+    df: float | None = None            # degrees of freedom of its t distribution
+    log: bool = False                  # a ratio: estimate, low, high exp() of a log effect
 
 
 def _bootstrap(data: tuple[np.ndarray, ...], statistic, paired: bool) -> tuple[float, float]:
@@ -63,8 +71,10 @@ def one_sample_effect(a: np.ndarray) -> Effect:
     if len(a) < 2:
         return effect
     effect.spread = (float(a.std(ddof=1)),)
+    effect.se, effect.df = float(a.std(ddof=1)) / math.sqrt(len(a)), float(len(a) - 1)
     if np.ptp(a) == 0:
         effect.low = effect.high = effect.boot_low = effect.boot_high = effect.estimate
+        effect.se = 0.0
         effect.method += " (no spread)"
         return effect
     test = stats.ttest_1samp(a, 0.0)
@@ -101,8 +111,12 @@ def welch_effect(a: np.ndarray, b: np.ndarray) -> Effect:
     effect.spread = (float(a.std(ddof=1)), float(b.std(ddof=1)))
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         effect.low = effect.high = effect.boot_low = effect.boot_high = effect.estimate
+        effect.se, effect.df = 0.0, float(len(a) + len(b) - 2)
         effect.method += " (no spread)"
         return effect
+    sa, sb = effect.spread
+    effect.se = math.sqrt(sa * sa / len(a) + sb * sb / len(b))
+    effect.df = _welch_df(sa, len(a), sb, len(b))
     test = stats.ttest_ind(a, b, equal_var=False)
     ci = test.confidence_interval(CONFIDENCE)
     effect.low, effect.high, effect.p_value = float(ci.low), float(ci.high), float(test.pvalue)
@@ -125,10 +139,13 @@ def welch_from_summary(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b
         return effect
     effect.spread = (sd_a, sd_b)
     se = math.sqrt(sd_a ** 2 / n_a + sd_b ** 2 / n_b)
+    effect.se = se
     if se == 0:
         effect.low = effect.high = effect.estimate
+        effect.df = float(n_a + n_b - 2)
         effect.method += " (no spread)"
         return effect
+    effect.df = _welch_df(sd_a, n_a, sd_b, n_b)
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, _welch_df(sd_a, n_a, sd_b, n_b)) * se
     effect.low, effect.high = effect.estimate - half, effect.estimate + half
     effect.p_value = float(stats.ttest_ind_from_stats(mean_a, sd_a, n_a, mean_b, sd_b, n_b,
@@ -165,38 +182,166 @@ def seeds_needed(spread: tuple[float, ...], target: float) -> int | None:
     return lo
 
 
-def verdict(direction: str, low: float | None, high: float | None, paper: float | None,
-            neutral: float = 0.0, exact: bool = False) -> str:
-    """The verdict of :mod:`midl.claims`' rules 3-6 for our interval [low, high] (a point
-    when ``exact``; None: fewer than 2 values per arm) and the paper's effect.
+def _planning_spread(spread: tuple[float, ...], n_seen: int) -> tuple[float, ...]:
+    """Each std raised to its one-sided :data:`SD_UPPER` upper confidence bound (chi-square
+    with ``n_seen - 1`` degrees of freedom): a std from a few seeds is not known."""
+    if n_seen < 2:
+        return spread
+    df = n_seen - 1
+    factor = math.sqrt(df / stats.chi2.ppf(1 - SD_UPPER, df))
+    return tuple(sd * factor for sd in spread)
+
+
+def power(spread: tuple[float, ...], n: int, delta: float, one_sided: bool = False,
+          alpha: float = 1 - CONFIDENCE) -> float:
+    """Power of the t-test (two-sided at ``alpha``, or one-sided at ``alpha / 2``, the side of
+    a 95% interval's bound) with ``n`` seeds per arm when the true effect is ``delta``: the
+    noncentral t distribution (paired / one-sample: one std, n - 1 df; Welch: a std per arm,
+    Welch-Satterthwaite df)."""
+    if len(spread) == 1:
+        se, df = spread[0] / math.sqrt(n), n - 1
+    else:
+        sa, sb = spread
+        se, df = math.sqrt((sa * sa + sb * sb) / n), _welch_df(sa, n, sb, n)
+    if se == 0:
+        return 1.0
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    ncp = abs(delta) / se
+    out = stats.nct.sf(crit, df, ncp)
+    if not one_sided:
+        out += stats.nct.cdf(-crit, df, ncp)
+    if not math.isfinite(out):  # scipy's nct fails far in the tail: the normal limit
+        out = stats.norm.sf(crit - ncp) + (0.0 if one_sided else stats.norm.cdf(-crit - ncp))
+    return float(out)
+
+
+def seeds_for_power(spread: tuple[float, ...], delta: float, n_seen: int,
+                    one_sided: bool = False) -> int | None:
+    """Smallest n (seeds per arm) whose t-test has :data:`POWER` at true effect ``delta``
+    (:func:`power`), planning with the upper bound of the observed std
+    (:func:`_planning_spread`); None without a spread or beyond :data:`MAX_SEEDS`."""
+    if not spread or delta == 0 or not all(math.isfinite(x) for x in spread):
+        return None
+    plan = _planning_spread(spread, n_seen)
+    if power(plan, MAX_SEEDS, delta, one_sided) < POWER:
+        return None
+    lo, hi = 2, MAX_SEEDS  # power increases in n: bisect
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if power(plan, mid, delta, one_sided) >= POWER:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict and the p-value of the test that reached it (two-sided scale: compared with
+    0.05; None for an exact value or an undecided claim), with a note where two rules
+    applied."""
+
+    verdict: str
+    p: float | None = None
+    note: str = ""
+
+
+def _sf(x: float, df: float) -> float:
+    return float(stats.t.sf(x, df))
+
+
+def decide(direction: str, estimate: float | None, se: float | None, df: float | None,
+           paper: float | None = None, margin: float | None = None,
+           kind: str = "superiority", band: tuple[float, float] | None = None) -> Decision:
+    """The verdict of :mod:`midl.claims`' rules for an effect ``estimate`` with standard
+    error ``se`` (0: an exact value or no spread seen; None: no spread known) on a t
+    distribution with ``df`` degrees of freedom, against 0 (a ratio: pass logs).
+
+    Args:
+        direction: higher | lower | either (the claimed sign).
+        paper: the paper's effect; ``band``: the values its printed digits allow (default
+            the point ``paper``).
+        margin: the smallest effect of interest (> 0), fixed in ``claims.yaml``; None: no
+            equivalence test (analytic claims).
+        kind: superiority (default) or noninferiority ("maintains or exceeds").
 
     Raises:
-        ValueError: for an unknown ``direction``.
+        ValueError: for an unknown direction or kind, or a margin <= 0.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if low is None or high is None:
-        return "inconclusive"
-    if direction == "either":
-        if low > neutral:
-            return "differs (a > b)"
-        if high < neutral:
-            return "differs (a < b)"
-        return "no difference detected"
-    s = 1.0 if direction == "higher" else -1.0
-    lo, hi = sorted((s * (low - neutral), s * (high - neutral)))
-    r = None if paper is None else s * (paper - neutral)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if margin is not None and not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin!r}")
+    if estimate is None or se is None or (se > 0 and not df):
+        return Decision("inconclusive")
+    s = -1.0 if direction == "lower" else 1.0
+    x = s * estimate
+    exact = se == 0
     if exact:
-        v = lo
-        if math.isclose(v, 0.0, abs_tol=1e-12):
-            return "not found"
-        if v < 0:
-            return "opposite"
-        return "weaker than claimed" if r is not None and v < (1 - ROUNDING) * r else "held"
+        lo = hi = lo90 = hi90 = x
+        p_zero = p_tost = None
+    else:
+        h95 = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
+        h90 = stats.t.ppf(0.5 + EQUIVALENCE_CONFIDENCE / 2, df) * se
+        lo, hi, lo90, hi90 = x - h95, x + h95, x - h90, x + h90
+        p_zero = min(1.0, 2 * _sf(abs(x) / se, df))
+        p_tost = (None if margin is None else
+                  max(_sf((x + margin) / se, df), _sf((margin - x) / se, df)))
+    if kind == "noninferiority":
+        if margin is None:
+            raise ValueError("a non-inferiority claim needs a margin")
+        if lo > -margin:
+            return Decision("not worse", None if exact else
+                            min(1.0, 2 * _sf((x + margin) / se, df)))
+        if hi < -margin:
+            return Decision("worse", None if exact else min(1.0, 2 * _sf((-margin - x) / se,
+                                                                         df)))
+        return Decision("inconclusive")
+    if (margin is not None and -margin < lo90 and hi90 < margin
+            and (exact or df >= MIN_DF_ABSENT)):
+        note = ""
+        if lo > 0 or hi < 0:
+            note = (f"differs from zero (p = {p_zero:.2g}) but within the margin"
+                    if p_zero is not None else "nonzero but within the margin")
+        return Decision("absent", p_tost, note)
+    if exact and margin is None and math.isclose(x, 0.0, abs_tol=1e-12):
+        return Decision("absent")
+    if direction == "either":
+        if lo > 0:
+            return Decision("differs (a > b)", p_zero)
+        if hi < 0:
+            return Decision("differs (a < b)", p_zero)
+        return Decision("inconclusive")
     if hi < 0:
-        return "opposite"
+        return Decision("opposite", p_zero)
     if lo > 0:
-        return "weaker than claimed" if r is not None and hi < r else "held"
-    if r is None or lo <= r <= hi:
-        return "inconclusive"
-    return "not found"
+        if paper is None:
+            return Decision("held", p_zero)
+        lows = sorted(s * v for v in (band or (paper, paper)))
+        return Decision("held" if hi >= lows[0] else "smaller than claimed", p_zero)
+    return Decision("inconclusive")
+
+
+def verdict(direction: str, estimate: float | None, se: float | None, df: float | None,
+            paper: float | None = None, margin: float | None = None,
+            kind: str = "superiority", band: tuple[float, float] | None = None) -> str:
+    """The verdict alone of :func:`decide`."""
+    return decide(direction, estimate, se, df, paper, margin, kind, band).verdict
+
+
+def half_unit(value: float) -> float:
+    """Half a unit of the last digit ``value`` is printed with (``repr`` of the value rounded
+    to 6 decimals, trailing zeros dropped: 1.7 -> 0.05, 55 -> 0.5)."""
+    text = repr(round(float(value), 6))
+    decimals = len(text.split(".")[1].rstrip("0")) if "." in text and "e" not in text else 0
+    return 0.5 * 10.0 ** (-decimals)
+
+
+def printed_band(value: float, terms: int = 1, half: float | None = None
+                 ) -> tuple[float, float]:
+    """The values a number printed as ``value`` allows: +- :func:`half_unit` (or ``half``),
+    times ``terms`` for a sum or difference of that many printed numbers."""
+    h = (half_unit(value) if half is None else half) * terms
+    return value - h, value + h

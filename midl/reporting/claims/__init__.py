@@ -28,6 +28,7 @@ from midl.reporting.claims.judge import (
     FDR,
     Judgement,
     adjust_for_multiplicity,
+    distinct,
     analytic_value,
     judge,
 )
@@ -40,10 +41,13 @@ from midl.reporting.claims.render import (
     chance_note,
     csv_text,
     header_lines,
+    headline,
+    margin_text,
     markdown,
     ours_text,
     readme_block,
     replace_block,
+    tally,
 )
 from midl.reporting.claims.spec import (
     ANALYTIC,
@@ -67,7 +71,8 @@ __all__ = ["ANALYTIC", "BEGIN", "CLAIMS_CODE", "CLAIMS_FILE", "CSV_FIELDS", "EFF
            "FDR", "FIGURE3", "PAPER_REFERENCE", "README", "ROOT", "SPECS", "Cell", "Claim",
            "ClaimsError", "Judgement", "TableCells", "adjust_for_multiplicity",
            "analytic_value", "audit", "cells_from_csv", "cells_from_runs", "chance_note",
-           "change_from", "check_cells", "csv_text", "find_row", "header_lines", "judge",
+           "change_from", "check_cells", "csv_text", "distinct", "find_row", "header_lines",
+           "headline", "judge", "margin_text", "tally",
            "load_claims", "load_tables", "markdown", "ours_text", "paper_cells",
            "readme_block", "replace_block"]
 

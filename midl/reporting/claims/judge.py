@@ -1,6 +1,7 @@
-"""Judging one claim: its effect over seeds (paired or Welch t, bootstrap), the paper's effect,
-the verdict by the fixed rules and the Benjamini-Hochberg q-values over the audit (the rules:
-``midl/claims.py``'s docstring)."""
+"""Judging one claim: its effect over seeds (paired or Welch t, bootstrap; ratios on logs), the
+paper's effect with the band of its printed digits, the verdict by the fixed rules against the
+claim's margin, and the Benjamini-Hochberg q-values of the decisions over the distinct claims
+(the rules: ``midl/claims.py``'s docstring)."""
 
 from __future__ import annotations
 
@@ -22,18 +23,31 @@ from midl.reporting.claims.spec import (
     find_row,
 )
 from midl.reporting.effects import (
-    NONZERO_VERDICTS,
+    DECIDED,
     Effect,
+    decide,
     one_sample_effect,
+    half_unit,
     paired_effect,
-    seeds_needed,
-    verdict,
+    printed_band,
+    seeds_for_power,
     welch_effect,
     welch_from_summary,
 )
 from midl.reporting.tables import Row, TableSpec
 
-FDR = 0.05  # false discovery rate below which a difference from zero is not marked
+FDR = 0.05  # family-wise error rate of the headline (Holm) and the BH q-value's threshold
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979; family-wise error): the i-th smallest
+    p times (M - i + 1), made non-decreasing in that order, capped at 1."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    out, running, m = [0.0] * len(p_values), 0.0, len(p_values)
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
 
 
 @dataclass
@@ -50,7 +64,25 @@ class Judgement:
     seeds_needed: int | None = None
     reason: str = ""
     metric: str = ""  # the column compared (the claim's, or its fallback)
-    q_value: float | None = None  # Benjamini-Hochberg over the audit (adjust_for_multiplicity)
+    q_value: float | None = None  # Benjamini-Hochberg over the distinct claims' decisions
+    holm_p: float | None = None  # Holm over the same: the headline's adjustment
+    decision_p: float | None = None  # the p-value of the test that reached the verdict
+    band: tuple[float, float] | None = None  # the paper's effect as its printed digits allow
+    note: str = ""  # where two rules applied (rules, "Where two apply")
+
+    @property
+    def exact(self) -> bool:
+        """Judged as a point: declared exact with identical seeds, or no spread seen."""
+        return self.effect.estimate is not None and self.effect.se == 0
+
+    @property
+    def adjusted(self) -> str:
+        """The headline verdict: a decision whose Holm-adjusted p is not below :data:`FDR`
+        reads *inconclusive*; exact values and other verdicts are unchanged."""
+        if (self.verdict in DECIDED and self.decision_p is not None
+                and (self.holm_p is None or self.holm_p >= FDR)):
+            return "inconclusive"
+        return self.verdict
 
     @property
     def summaries_without_spread(self) -> bool:
@@ -60,15 +92,16 @@ class Judgement:
 
     @property
     def maybe_chance(self) -> bool:
-        """A difference from zero (not an exact one) whose q-value is at least :data:`FDR`."""
-        return (self.verdict in NONZERO_VERDICTS and not self.claim.exact
-                and self.q_value is not None and self.q_value >= FDR)
+        """A decision reached by a test whose Holm-adjusted p is at least :data:`FDR` (its
+        headline verdict is *inconclusive*)."""
+        return self.adjusted != self.verdict
 
 
 def adjust_for_multiplicity(judgements: Sequence[Judgement]) -> int:
-    """Set each judgement's ``q_value``: the Benjamini-Hochberg adjusted p-value (a
-    probability in [0, 1], >= the claim's p) over every judgement with a finite p-value
-    (module docstring, "Many claims at once").
+    """Set each judgement's ``holm_p`` (Holm, the headline's) and ``q_value``
+    (Benjamini-Hochberg): its decision's p-value (``decision_p``) adjusted over the distinct
+    claims with one (a claim with ``repeats`` is left out, and takes its original's values
+    where its decision's p is the same); module docstring, "Many claims at once".
 
     Args:
         judgements: all judgements of one audit; changed in place (others keep ``None``).
@@ -76,13 +109,25 @@ def adjust_for_multiplicity(judgements: Sequence[Judgement]) -> int:
     Returns:
         M, the number of p-values adjusted together.
     """
-    tested = [j for j in judgements
-              if j.effect.p_value is not None and math.isfinite(j.effect.p_value)]
+    tested = [j for j in judgements if j.claim.repeats is None
+              and j.decision_p is not None and math.isfinite(j.decision_p)]
     if tested:
-        q = stats.false_discovery_control([j.effect.p_value for j in tested], method="bh")
-        for j, value in zip(tested, q, strict=True):
-            j.q_value = float(value)
+        ps = [float(j.decision_p) for j in tested]  # type: ignore[arg-type]
+        q = stats.false_discovery_control(ps, method="bh")
+        for j, value, h in zip(tested, q, holm(ps), strict=True):
+            j.q_value, j.holm_p = float(value), h
+    by_id = {j.claim.id: j for j in judgements}
+    for j in judgements:
+        original = by_id.get(str(j.claim.repeats))
+        if (j.claim.repeats is not None and original is not None
+                and j.decision_p is not None and original.decision_p == j.decision_p):
+            j.q_value, j.holm_p = original.q_value, original.holm_p
     return len(tested)
+
+
+def distinct(judgements: Sequence[Judgement]) -> list[Judgement]:
+    """The judgements of claims that repeat no other (the tallies count these)."""
+    return [j for j in judgements if j.claim.repeats is None]
 
 
 def analytic_value(name: str) -> tuple[float, str]:
@@ -142,10 +187,12 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str) -> Judgement:
         return Judgement(claim, "not testable here", reason=str(blocked.get("reason", "")))
     if claim.effect == "analytic":
         value, how = analytic_value(str(claim.analytic))
-        effect = Effect(value, value, value, method="analytic (exact)")
-        return Judgement(claim, verdict(claim.direction, value, value, claim.paper_effect,
-                                        claim.neutral, exact=True), effect, claim.paper_effect,
-                         claim.unit or "", 1, how)
+        effect = Effect(value, value, value, method="analytic (exact)", se=0.0)
+        out = Judgement(claim, "", effect, claim.paper_effect, claim.unit or "", 1, how)
+        if claim.paper_effect is not None:
+            out.band = printed_band(claim.paper_effect)
+        _decide(out)
+        return out
     spec = SPECS[str(claim.table)]
     metric = str(claim.metric)
     a, ra = _arm(tables, claim, str(claim.a), metric)
@@ -166,11 +213,13 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str) -> Judgement:
     source = "" if table is None else table.source
     if used != metric:
         source += f"; {used} (no {metric} recorded)"
-    paper = claim.paper_effect
-    if paper is None:
-        paper = _paper_effect(claim, tables, spec)
+    paper, band = claim.paper_effect, None
+    if paper is not None:
+        band = printed_band(paper)
+    else:
+        paper, band = _paper_effect(claim, tables, spec)
     out = Judgement(claim, "no data", paper=paper, unit=unit, digits=digits, source=source,
-                    metric=used)
+                    metric=used, band=band)
     cells = [c for c in (a, b) if c is not None]
     if any(c.na for c in cells):
         out.verdict, out.reason = "not testable here", next(c.na for c in cells if c.na)
@@ -180,49 +229,114 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str) -> Judgement:
         out.reason = f"no {claim.compared(used)} value for {missing}"
         return out
     out.effect = _effect(claim, a, b, spec, used, ra, rb)
-    e = out.effect
-    out.verdict = verdict(claim.direction, e.low, e.high, paper, claim.neutral, claim.exact)
-    if out.verdict == "inconclusive":
-        if out.summaries_without_spread:
-            out.reason = "a change from table summaries (no per-seed values): no spread known"
-        elif not e.spread:
-            out.reason = "fewer than 2 values per arm: no spread known"
-        else:
-            s = 1.0 if claim.direction != "lower" else -1.0
-            r = None if paper is None else s * (paper - claim.neutral)
-            # width 2h < r: the interval cannot hold both 0 and r; no r: h < |effect|
-            target = r / 2 if r is not None and r > 0 else abs(e.estimate - claim.neutral)
-            out.seeds_needed = seeds_needed(e.spread, target)
+    _decide(out)
     return out
 
 
+def _additive(j: Judgement, value: float | None) -> float | None:
+    """A value on the scale the verdict is judged on: the effect itself, or its log for a
+    ratio (so that ``x`` and ``1/x`` are equally far from no effect)."""
+    if value is None:
+        return None
+    if j.claim.effect != "ratio":
+        return value
+    return math.log(value) if value > 0 else -math.inf
+
+
+def _decide(out: Judgement) -> None:
+    """Set the verdict, its decision p-value and note, and (inconclusive) the seeds per arm
+    that would decide it (module docstring, rules)."""
+    claim, e = out.claim, out.effect
+    margin = claim.margin
+    if margin is not None and claim.effect == "ratio":
+        margin = math.log(1 + margin)  # +-10% of a ratio: log(1.1) on the log scale
+    band = (None if out.band is None else
+            tuple(sorted(_additive(out, v) for v in out.band)))  # type: ignore[misc]
+    decision = decide(claim.direction, _additive(out, e.estimate), e.se, e.df,
+                      _additive(out, out.paper), margin, claim.kind, band)
+    out.verdict, out.decision_p, out.note = decision.verdict, decision.p, decision.note
+    if out.verdict != "inconclusive":
+        return
+    if out.summaries_without_spread:
+        out.reason = "a change from table summaries (no per-seed values): no spread known"
+    elif not e.spread:
+        out.reason = "fewer than 2 values per arm: no spread known"
+    elif margin is not None:
+        s = -1.0 if claim.direction == "lower" else 1.0
+        r = _additive(out, out.paper)
+        r = None if r is None else s * r
+        if claim.kind == "noninferiority":  # show lo > -margin when the truth is 0
+            out.seeds_needed = seeds_for_power(e.spread, margin, e.n_a, one_sided=True)
+        else:  # exclude 0 when the truth is the paper's effect (or the margin)
+            delta = r if r is not None and r > margin else margin
+            out.seeds_needed = seeds_for_power(e.spread, delta, e.n_a)
+
+
 def _paper_effect(claim: Claim, tables: dict[str, TableCells], spec: TableSpec
-                  ) -> float | None:
+                  ) -> tuple[float | None, tuple[float, float] | None]:
+    """The paper's effect from its cells and the band its printed digits allow (each printed
+    number +- half a unit of its last digit: a difference of two numbers +- two half-units,
+    of two changes four; a ratio from the extremes of both bands)."""
     metric = claim.paper_metric or str(claim.metric)
     pa, _ = _arm(tables, claim, str(claim.a), metric)
     if pa is None or pa.paper is None:
-        return None
+        return None, None
+    rows = [str(claim.a)] if claim.effect == "one_sample" else [str(claim.a), str(claim.b)]
+    raw = [_raw_paper(tables, claim, row, col) for row in rows
+           for col in (metric, claim.relative_to) if col is not None]
+    half = sum(half_unit(v) for v in raw if v is not None)  # each printed number's rounding
     if claim.effect == "one_sample":
-        return pa.paper
+        return pa.paper, printed_band(pa.paper, half=half)
     pb, _ = _arm(tables, claim, str(claim.b), metric)
     if pb is None or pb.paper is None:
+        return None, None
+    if claim.effect == "ratio":
+        (al, ah), (bl, bh) = printed_band(pa.paper), printed_band(pb.paper)
+        return pa.paper / pb.paper, (al / bh, ah / bl) if bl > 0 else None
+    value = pa.paper - pb.paper
+    return value, printed_band(value, half=half)
+
+
+def _raw_paper(tables: dict[str, TableCells], claim: Claim, row_name: str, metric: str
+               ) -> float | None:
+    """The paper's number of one cell as printed (no change from another column)."""
+    table = tables.get(str(claim.table))
+    if table is None:
         return None
-    return pa.paper / pb.paper if claim.effect == "ratio" else pa.paper - pb.paper
+    cell = table.cells.get((find_row(SPECS[str(claim.table)], row_name).label, metric))
+    return None if cell is None else cell.paper
 
 
 def _effect(claim: Claim, a: Cell, b: Cell | None, spec: TableSpec, metric: str, ra: Row,
             rb: Row | None) -> Effect:
-    if claim.exact:
-        if claim.effect == "ratio":
-            value = a.mean / b.mean
-        else:
-            value = a.mean - (b.mean if b is not None else 0.0)
-        spread = max(a.sd or 0.0, (b.sd or 0.0) if b is not None else 0.0)
-        method = ("deterministic (identical in every seed)" if spread == 0
-                  else f"deterministic, but seeds differ (max std {spread:.3g})")
-        return Effect(value, value, value, n_a=a.n, n_b=0 if b is None else b.n, method=method)
+    spread = max(a.sd or 0.0, (b.sd or 0.0) if b is not None else 0.0)
+    if claim.exact and spread == 0:
+        value = (a.mean / b.mean if claim.effect == "ratio"
+                 else a.mean - (b.mean if b is not None else 0.0))
+        return Effect(value, value, value, n_a=a.n, n_b=0 if b is None else b.n, se=0.0,
+                      method="deterministic (identical in every seed)")
+    prefix = (f"deterministic, but seeds differ (max std {spread:.3g}): judged with "
+              "statistics; " if claim.exact else "")
     if claim.effect == "ratio":
-        raise ClaimsError(f"claim {claim.id}: a ratio needs `deterministic: true`")
+        if b is None or a.values is None or b.values is None:
+            return Effect(None if a.mean is None or b is None or not b.mean
+                          else a.mean / b.mean, n_a=a.n, n_b=0 if b is None else b.n,
+                          method=prefix + "ratio of table summaries (no per-seed values)")
+        logs = Cell(values={k: math.log(v) for k, v in a.values.items() if v > 0})
+        logs_b = Cell(values={k: math.log(v) for k, v in b.values.items() if v > 0})
+        e = _effect_of_values(logs, logs_b, spec, metric, ra, rb)
+        for name in ("estimate", "low", "high", "boot_low", "boot_high"):
+            value = getattr(e, name)
+            setattr(e, name, None if value is None else math.exp(value))
+        e.log, e.method = True, prefix + e.method + " on logs (geometric-mean ratio)"
+        return e
+    e = _effect_of_values(a, b, spec, metric, ra, rb)
+    e.method = prefix + e.method
+    return e
+
+
+def _effect_of_values(a: Cell, b: Cell | None, spec: TableSpec, metric: str, ra: Row,
+                      rb: Row | None) -> Effect:
     if b is None:
         if a.values is None:
             return Effect(a.mean, n_a=a.n, method="one-sample (summaries: no test)")

@@ -1,11 +1,17 @@
 """Figures of the claims audit (:mod:`midl.claims`), matplotlib with the Agg backend.
 
-- :func:`plot_forest`: one row per claim, grouped by table (one panel per table and unit, so
-  every x axis has one unit): our effect with its 95% t-interval, the paper's effect as a hollow
-  diamond, the no-effect line, and the verdict in the row label, coloured by verdict;
+- :func:`plot_forest`: one row per claim, grouped by table (one panel per table, unit and
+  effect, so every x axis has one unit; ratios on a log axis): our effect with its 95%
+  t-interval (a filled marker where the decision survives the multiplicity adjustment, hollow
+  where it does not or no test decided it), the row's margin as a grey band around no effect,
+  the paper's effect as a hollow diamond (not drawn where the paper's unit is not ours), the
+  claimed direction as an arrow after the label, and the verdict (with ``‡``) in the label,
+  coloured by verdict; claims with no number are listed under the figure;
 - :func:`plot_bars`: one CIFAR-10 table, paper vs ours: grouped bars (one group per column,
   one bar per row) at our mean with the sample std as error bar, the paper's numbers as hollow
-  markers on the bars; one panel per unit.
+  markers on the bars; one panel per unit. Latencies are drawn relative to the table's first
+  row (ours and the paper's each on its own machine: ratios compare, milliseconds do not);
+  memory without the paper's numbers (our peak RSS is not what the paper measured).
 
 Both take the already computed judgements / cells and write a PNG atomically.
 """
@@ -25,10 +31,13 @@ import numpy as np  # noqa: E402
 from midl.reporting.tables import TABLES  # noqa: E402
 from midl.runs.io import atomic_write  # noqa: E402
 
-COLOURS = {"held": "#1a9850", "weaker than claimed": "#91cf60", "not found": "#fc8d59",
+COLOURS = {"held": "#1a9850", "smaller than claimed": "#91cf60", "absent": "#fc8d59",
            "opposite": "#d73027", "inconclusive": "#4575b4", "not testable here": "#999999",
            "no data": "#999999", "differs (a > b)": "#762a83", "differs (a < b)": "#762a83",
-           "no difference detected": "#4575b4"}
+           "not worse": "#1a9850", "worse": "#d73027"}
+# tables whose paper numbers of a compared column are not in our unit (Table 9's SMI is
+# unitless, about ten times Table 6's nats): the paper's effect is not drawn on our axis
+PAPER_OTHER_UNIT = {("table9", "smi_above"), ("table9", "smi")}
 
 
 def cifar10_tables() -> list[str]:
@@ -47,7 +56,7 @@ def _save(fig: Any, path: Path) -> Path:
 
 def _axis_label(unit: str, effect: str) -> str:
     if effect == "ratio":
-        return "ratio (x; 1 = no effect)"
+        return "ratio a / b as each row's comparison names (log axis; 1 = no effect)"
     names = {"pts": "difference (percentage points)", "": "difference (unitless)",
              "nats": "difference (nats)", "ms": "difference (ms)",
              "M": "difference (M FLOPs per sample)"}
@@ -56,61 +65,99 @@ def _axis_label(unit: str, effect: str) -> str:
     return names.get(unit, f"{unit}")
 
 
+def _arrow(j: Any) -> str:
+    if j.claim.kind == "noninferiority":
+        return "claimed: not lower"
+    return {"higher": "claimed: →", "lower": "claimed: ←", "either": "check: ↔"}[
+        j.claim.direction]
+
+
 def plot_forest(judgements: list[Any], path: Path, scale: str) -> Path:
     """Write the forest plot of ``judgements`` (:class:`midl.claims.Judgement`) to ``path``
     (PNG); returns the path."""
     panels: dict[tuple[str, str, str], list[Any]] = {}
-    for j in judgements:  # one panel per group and unit; claims with no number to draw
-        key = (j.claim.group, j.unit, j.claim.effect)  # join their group's first panel
-        if j.effect.estimate is None and j.paper is None and key not in panels:
-            key = next((k for k in panels if k[0] == j.claim.group), key)
-        panels.setdefault(key, []).append(j)
+    unjudged = []
+    for j in judgements:  # one panel per group, unit and effect; no number: listed below
+        if j.effect.estimate is None and j.paper is None:
+            unjudged.append(j)
+            continue
+        panels.setdefault((j.claim.group, j.unit, j.claim.effect), []).append(j)
     heights = [len(rows) + 1.2 for rows in panels.values()]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 0.32 * sum(heights) + 1.0),
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 0.34 * sum(heights) + 1.6),
                              gridspec_kw={"height_ratios": heights}, squeeze=False)
     for ax, ((group, unit, effect), rows) in zip(axes[:, 0], panels.items(), strict=True):
-        neutral = 1.0 if effect == "ratio" else 0.0
+        ratio = effect == "ratio"
+        neutral = 1.0 if ratio else 0.0
         ax.axvline(neutral, color="black", lw=0.8, ls="--", zorder=1)
         labels, xs = [], [neutral]
         for i, j in enumerate(rows):
             y = len(rows) - 1 - i
             colour = COLOURS.get(j.verdict, "black")
+            m = j.claim.margin
+            if m is not None:  # the margin around no effect (non-inferiority: below it)
+                lo_m, hi_m = ((1 / (1 + m), 1 + m) if ratio else (-m, m))
+                if j.claim.kind == "noninferiority":
+                    hi_m = neutral
+                ax.fill_between([lo_m, hi_m], y - 0.35, y + 0.35, color="#dddddd", lw=0,
+                                zorder=0)
+                xs += [lo_m, hi_m]
             e = j.effect
             if e.estimate is not None:
                 if e.low is not None and e.high is not None and e.low != e.high:
                     ax.plot([e.low, e.high], [y, y], color=colour, lw=2.2, zorder=2)
                     xs += [e.low, e.high]
-                marker = "s" if j.claim.exact else "o"
-                ax.plot([e.estimate], [y], marker=marker, color=colour, ms=6, zorder=3)
+                significant = j.adjusted == j.verdict and j.verdict not in (
+                    "inconclusive", "no data", "not testable here")
+                marker = "s" if j.exact else "o"
+                ax.plot([e.estimate], [y], marker=marker, ms=6, zorder=3, color=colour,
+                        mfc=colour if significant else "white", mew=1.5)
                 xs.append(e.estimate)
-            if j.paper is not None:
+            other_unit = (j.claim.table, j.metric) in PAPER_OTHER_UNIT
+            if j.paper is not None and not other_unit:
                 ax.plot([j.paper], [y], marker="D", mfc="none", mec="black", ms=7, zorder=4)
                 xs.append(j.paper)
-            labels.append((y, f"{j.claim.id}  [{j.verdict}]", colour))
+            mark = " ‡" if j.maybe_chance else ""
+            extra = " (paper's value unitless: not drawn)" if other_unit else ""
+            repeat = f" = {j.claim.repeats}" if j.claim.repeats else ""
+            labels.append((y, f"{j.claim.id}{repeat}  [{j.verdict}{mark}]  {_arrow(j)}{extra}",
+                           colour))
         ax.set_yticks([y for y, _, _ in labels])
         ax.set_yticklabels([t for _, t, _ in labels], fontsize=8)
         for tick, (_, _, colour) in zip(ax.get_yticklabels(), labels, strict=True):
             tick.set_color(colour)
-        finite = [x for x in xs if x is not None and math.isfinite(x)]
+        finite = [x for x in xs if x is not None and math.isfinite(x) and (x > 0 or not ratio)]
         lo, hi = min(finite), max(finite)
-        pad = 0.08 * (hi - lo) if hi > lo else 1.0
-        ax.set_xlim(lo - pad, hi + pad)
+        if ratio:
+            ax.set_xscale("log")
+            ax.set_xlim(lo / 1.08, hi * 1.08)
+        else:
+            pad = 0.08 * (hi - lo) if hi > lo else 1.0
+            ax.set_xlim(lo - pad, hi + pad)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         ax.set_title(group, fontsize=9, loc="left", fontweight="bold")
         ax.set_xlabel(_axis_label(unit, effect), fontsize=8)
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", alpha=0.3)
     handles = [plt.Line2D([], [], color="grey", marker="o", lw=2.2,
-                          label="ours: mean, 95% t-interval over seeds"),
+                          label="ours: mean, 95% t-interval (filled: decision survives "
+                                "the Holm adjustment)"),
+               plt.Line2D([], [], color="grey", marker="o", mfc="white", lw=0,
+                          label="hollow: not decided after adjustment"),
                plt.Line2D([], [], color="grey", marker="s", lw=0, label="ours: exact value"),
                plt.Line2D([], [], marker="D", mfc="none", mec="black", lw=0,
                           label="paper's effect"),
+               plt.Rectangle((0, 0), 1, 1, color="#dddddd", label="±margin (fixed in advance)"),
                plt.Line2D([], [], color="black", ls="--", label="no effect")]
-    fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=8,
-               bbox_to_anchor=(0.5, 1.0 + 0.25 / fig.get_figheight()))
-    fig.suptitle(f"Claims audit, scale {scale}: our effect (MID-L minus the compared model, "
-                 "or their ratio) next to the paper's; each row's label gives the claim and "
-                 "its verdict (claims.md)", fontsize=9, y=1.0 + 0.6 / fig.get_figheight())
+    fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8,
+               bbox_to_anchor=(0.5, 1.0 + 0.45 / fig.get_figheight()))
+    fig.suptitle(f"Claims audit, scale {scale}: our effect (a − b, or a / b, as each claim's "
+                 "comparison in claims.md names it) next to the paper's; the label gives the "
+                 "claim, its verdict (‡: not significant after adjustment) and the claimed "
+                 "direction (→ higher, ← lower)", fontsize=9,
+                 y=1.0 + 0.9 / fig.get_figheight())
+    if unjudged:
+        fig.text(0.01, -0.3 / fig.get_figheight(), "Not drawn (no number): " + "; ".join(
+            f"{j.claim.id} [{j.verdict}]" for j in unjudged), fontsize=7, wrap=True)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -131,20 +178,35 @@ def plot_bars(table: Any, path: Path, scale: str) -> Path:
                              squeeze=False)
     colours = plt.cm.tab10(np.arange(len(spec.rows)) % 10)
     width = 0.8 / max(1, len(spec.rows))
+    first = spec.rows[0].label
     for ax, (unit, columns) in zip(axes[0], by_unit.items(), strict=True):
+        relative = unit == "ms"  # latency: each machine's numbers relative to its first row
         for i, row in enumerate(spec.rows):
             for x, column in enumerate(columns):
                 cell = table.cells.get((row.label, column.key))
+                base = table.cells.get((first, column.key))
                 pos = x - 0.4 + width * (i + 0.5)
+                ours_base = base.mean if relative and base is not None and base.mean else None
                 if cell is not None and cell.n > 0 and cell.mean is not None:
-                    ax.bar(pos, cell.mean, width, yerr=cell.sd or 0.0, color=colours[i],
-                           capsize=2, label=row.label if x == 0 else None)
-                if cell is not None and cell.paper is not None:
-                    ax.plot(pos, cell.paper, marker="o", mfc="none", mec="black", ms=6,
-                            label="paper" if i == 0 and x == 0 else None)
+                    scale_ours = ours_base if relative else 1.0
+                    if scale_ours:
+                        ax.bar(pos, cell.mean / scale_ours, width,
+                               yerr=(cell.sd or 0.0) / scale_ours, color=colours[i],
+                               capsize=2, label=row.label if x == 0 else None)
+                paper_base = (base.paper if relative and base is not None else 1.0)
+                if (cell is not None and cell.paper is not None and unit != "MB"
+                        and paper_base):
+                    ax.plot(pos, cell.paper / paper_base, marker="o", mfc="none", mec="black",
+                            ms=6, label="paper" if i == 0 and x == 0 else None)
         ax.set_xticks(range(len(columns)))
         ax.set_xticklabels([c.label for c in columns], fontsize=8, rotation=15, ha="right")
-        ax.set_ylabel({"%": "percent", "": "value"}.get(unit, unit), fontsize=8)
+        ylabel = {"%": "percent", "": "value"}.get(unit, unit)
+        if relative:
+            ylabel = f"latency / {first}'s (each machine's own)"
+            ax.axhline(1.0, color="black", lw=0.8, ls="--")
+        if unit == "MB":
+            ylabel = "MB, ours only (peak RSS; the paper's memory is not comparable)"
+        ax.set_ylabel(ylabel, fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)

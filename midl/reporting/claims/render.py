@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from midl.reporting.claims.cells import TableCells
-from midl.reporting.claims.judge import FDR, Judgement
+from midl.reporting.claims.judge import FDR, Judgement, distinct
 from midl.reporting.claims.spec import ROOT, ClaimsError
 from midl.reporting.effects import MAX_SEEDS
 from midl.reporting.numbers import MISSING, fmt
@@ -36,8 +36,8 @@ def ours_text(j: Judgement) -> str:
     unit = f" {j.unit}" if j.unit else ""
     signed = j.claim.effect in ("difference", "one_sample")
     text = f"{fmt(e.estimate, j.digits, signed)}{unit}"
-    if j.claim.exact:
-        return text + " (exact)"
+    if j.exact:
+        return text + (" (exact)" if j.claim.exact else " (no spread over seeds)")
     if e.low is None:
         return text + " (no interval)"
     return text + f" [{fmt(e.low, j.digits, signed)}, {fmt(e.high, j.digits, signed)}]"
@@ -48,6 +48,55 @@ def _paper_text(j: Judgement) -> str:
         return MISSING
     signed = j.claim.effect in ("difference", "one_sample")
     return fmt(j.paper, j.digits, signed) + (f" {j.unit}" if j.unit else "")
+
+
+def margin_text(j: Judgement) -> str:
+    """The claim's margin: ``±1 pts``, ``±10%`` (a ratio), ``> −1 pts`` (non-inferiority)."""
+    m = j.claim.margin
+    if m is None:
+        return MISSING
+    if j.claim.effect == "ratio":
+        text = f"±{100 * m:g}%"
+    else:
+        text = f"±{m:g}" + (f" {j.unit}" if j.unit else "")
+    return f"−{text[1:]} (non-inferiority)" if j.claim.kind == "noninferiority" else text
+
+
+def _direction(j: Judgement) -> str:
+    c = j.claim
+    if c.kind == "noninferiority":
+        return "not lower"
+    return {"higher": "higher", "lower": "lower", "either": "either"}[c.direction]
+
+
+def tally(judgements: Sequence[Judgement], adjusted: bool = True) -> str:
+    """``held 3, absent 12, ...`` over the distinct claims (repeats left out), by the
+    headline (adjusted) verdict or the claim's own."""
+    counts: dict[str, int] = {}
+    for j in distinct(judgements):
+        v = j.adjusted if adjusted else j.verdict
+        counts[v] = counts.get(v, 0) + 1
+    return ", ".join(f"{v} {n}" for v, n in sorted(counts.items(), key=lambda kv: (-kv[1],
+                                                                                  kv[0])))
+
+
+def headline(judgements: Sequence[Judgement]) -> list[str]:
+    """The headline lines: adjusted verdicts over the distinct claims, and how."""
+    n = len(distinct(judgements))
+    repeats = len(judgements) - n
+    tested = sum(j.q_value is not None and j.claim.repeats is None for j in judgements)
+    return [f"**Headline ({n} distinct claims; {repeats} repeats of another claim left out):** "
+            + tally(judgements) + ".",
+            "",
+            f"Headline verdicts are multiplicity-adjusted: the p-value of each decision "
+            f"(vs zero for held / smaller than claimed / opposite, TOST for absent, the "
+            f"one-sided test at the margin for not worse / worse, on the two-sided scale) is "
+            f"adjusted over the {tested} distinct claims decided by a test with Holm's "
+            f"step-down method (family-wise error {FDR:g}: no headline decision is a chance "
+            f"finding at that rate, whatever the others); a decision whose Holm-adjusted p "
+            f"is >= {FDR:g} reads *inconclusive* in the headline (the BH q-value, a false "
+            "discovery rate, is reported beside it). Exact values (FLOP counts, analytic) need "
+            "no adjustment. Unadjusted: " + tally(judgements, adjusted=False) + "."]
 
 
 def _comparison(j: Judgement) -> str:
@@ -62,10 +111,10 @@ def _comparison(j: Judgement) -> str:
 def chance_note(judgements: Sequence[Judgement]) -> str:
     """The legend of ``‡`` (:attr:`Judgement.maybe_chance`), naming M, the number of claims
     whose p-values were adjusted together (those with a ``q_value``)."""
-    tested = sum(j.q_value is not None for j in judgements)
-    return (f"‡: a difference from zero whose q (its p-value adjusted for the {tested} claims "
-            f"with a p-value judged together, Benjamini-Hochberg) is >= {FDR:g}: it may be "
-            "a chance finding. The verdict itself uses the claim's own 95% interval.")
+    tested = sum(j.q_value is not None and j.claim.repeats is None for j in judgements)
+    return (f"‡: a decision whose p-value, Holm-adjusted over the {tested} distinct claims "
+            f"decided by a test, is >= {FDR:g}: it may be a chance finding, and the headline "
+            "counts it as inconclusive. The verdict itself uses the claim's own intervals.")
 
 
 def _seeds_text(j: Judgement) -> str:
@@ -76,37 +125,63 @@ def _seeds_text(j: Judgement) -> str:
     return f"> {MAX_SEEDS}" if j.effect.spread else "unknown (no spread)"
 
 
+def _verdict_cell(j: Judgement) -> str:
+    mark = " ‡" if j.maybe_chance else ""
+    text = f"**{j.verdict}**{mark}"
+    if j.claim.repeats:
+        text += f" (repeats `{j.claim.repeats}`)"
+    return text
+
+
+VERDICT_TABLE = [
+    "| Verdict | When (s: the claimed sign; intervals over seeds, in the claimed direction) |",
+    "|---|---|",
+    "| held | the 95% interval excludes 0 on the claimed side and reaches the paper's effect "
+    "(its printed-digit band) or lies beyond it |",
+    "| smaller than claimed | the 95% interval excludes 0 on the claimed side and lies below "
+    "the paper's effect |",
+    "| absent | TOST: the 90% interval lies inside ±margin (wins over the three above and "
+    "below: the effect is smaller than the smallest that matters) |",
+    "| opposite | the 95% interval excludes 0 on the other side |",
+    "| inconclusive | none of these; seeds per arm for 80% power given |",
+    "| not worse / worse | non-inferiority claims: the 95% interval's lower bound above "
+    "−margin / its upper bound below −margin |",
+    "| not testable here / no data | not measurable on this machine / no runs |"]
+
+
 def markdown(judgements: list[Judgement], header: list[str]) -> str:
     """``claims.md``: the rules, the claims table, the inconclusive claims and the notes."""
-    counts: dict[str, int] = {}
-    for j in judgements:
-        counts[j.verdict] = counts.get(j.verdict, 0) + 1
-    lines = ["# Did the paper's claims hold?", "", *header, "",
-             "Verdicts: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items(),
-                                                                     key=lambda kv: -kv[1])),
-             "", "Ours: our effect and its 95% t-interval over seeds (paired by seed where "
-             "both arms share seeds and data, else Welch; the bootstrap interval is in "
-             "`claims.csv`). Paper: the paper's effect from its tables. Accuracy effects in "
+    lines = ["# Did the paper's claims hold?", "", *header, "", *headline(judgements), "",
+             *VERDICT_TABLE, "",
+             "Ours: our effect and its 95% t-interval over seeds (paired by seed where "
+             "both arms share seeds and data, else Welch; ratios on logs, shown as the "
+             "geometric-mean ratio; the bootstrap interval is in `claims.csv`). Paper: the "
+             "paper's effect from its tables. Margin: the smallest effect of interest, fixed "
+             "in `claims.yaml` before judging (with its reason there). Accuracy effects in "
              "percentage points (pts). Rules: `midl/claims.py`'s docstring.", "",
-             "q: the p-value adjusted for the number of claims tested together "
-             "(Benjamini-Hochberg false discovery rate). " + chance_note(judgements), "",
-             "| Claim | Paper says (source) | Comparison | Ours (95% CI) | p | q | n | Paper | "
-             "Verdict | Seeds needed |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "p: unadjusted, two-sided against no effect. Holm / q: the p-value of the "
+             "decision, adjusted over the distinct claims (Holm; Benjamini-Hochberg). "
+             + chance_note(judgements), "",
+             "| Claim | Paper says (source) | Comparison | Claimed | Ours (95% CI) | Margin | p "
+             "| Holm | q | n | Paper | Verdict | Headline | Seeds needed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for j in judgements:
         c = j.claim
         n = f"{j.effect.n_a}/{j.effect.n_b}" if j.effect.n_b else str(j.effect.n_a or MISSING)
-        mark = " ‡" if j.maybe_chance else ""
+        head = "(repeat)" if c.repeats else j.adjusted
         lines.append(f"| `{c.id}` | “{c.quote}” ({c.source}) | {_comparison(j)} | "
-                     f"{ours_text(j)} | {_p(j.effect.p_value)} | {_p(j.q_value)} | {n} | "
-                     f"{_paper_text(j)} | **{j.verdict}**{mark} | {_seeds_text(j)} |")
+                     f"{_direction(j)} | {ours_text(j)} | {margin_text(j)} | "
+                     f"{_p(j.effect.p_value)} | {_p(j.holm_p)} | {_p(j.q_value)} | {n} | "
+                     f"{_paper_text(j)} | {_verdict_cell(j)} | {head} | {_seeds_text(j)} |")
     pending = [j for j in judgements if j.verdict == "inconclusive"]
     lines += ["", "## Inconclusive claims and what would resolve them", ""]
     if not pending:
         lines.append("None.")
     for j in pending:
         if j.seeds_needed is not None:
-            how = (f"{j.seeds_needed} seeds per arm at the observed spread would give an "
-                   "interval narrower than the paper's effect")
+            how = (f"{j.seeds_needed} seeds per arm would decide it with 80% power "
+                   "(noncentral t, at the upper 80% bound of the observed spread, for a true "
+                   "effect equal to the paper's, or the margin)")
         elif j.effect.spread:
             how = f"more than {MAX_SEEDS} seeds per arm at the observed spread"
         elif j.summaries_without_spread:
@@ -115,10 +190,11 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
             how = ("a spread: at least 2 measurements per arm (seeds; for Tables 5 and 10, "
                    "efficiency seeds)")
         lines.append(f"- `{j.claim.id}`: {how}.")
-    notes = [j for j in judgements if j.claim.note or j.reason or j.source]
+    notes = [j for j in judgements if j.claim.note or j.reason or j.source or j.note]
     lines += ["", "## Notes and sources", ""]
     for j in notes:
-        parts = [p.strip().rstrip(".") for p in (j.claim.note, j.reason, j.effect.method,
+        parts = [p.strip().rstrip(".") for p in (j.claim.note, j.note, j.reason,
+                                                  j.effect.method,
                                                   f"source: {j.source}" if j.source else "")
                  if p.strip()]
         lines.append(f"- `{j.claim.id}`: " + "; ".join(parts))
@@ -126,9 +202,10 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
 
 
 CSV_FIELDS = ("id", "group", "source", "table", "metric", "relative_to", "a", "b", "effect",
-              "direction", "unit", "estimate", "low", "high", "boot_low", "boot_high",
-              "p_value", "q_value", "n_a", "n_b", "method", "paper", "verdict", "seeds_needed",
-              "reason", "data_source")
+              "direction", "kind", "unit", "estimate", "low", "high", "boot_low", "boot_high",
+              "p_value", "q_value", "n_a", "n_b", "method", "paper", "paper_low",
+              "paper_high", "margin", "decision_p", "holm_p", "verdict", "adjusted_verdict", "repeats",
+              "seeds_needed", "reason", "data_source")
 
 
 def csv_text(judgements: list[Judgement], header: list[str]) -> str:
@@ -139,14 +216,19 @@ def csv_text(judgements: list[Judgement], header: list[str]) -> str:
     writer.writerow(CSV_FIELDS)
     for j in judgements:
         c, e = j.claim, j.effect
+        band = j.band or (None, None)
         writer.writerow([c.id, c.group, c.source, c.table or "", j.metric or c.metric or "",
                          c.relative_to or "", c.a or "", c.b or "", c.effect, c.direction,
-                         j.unit,
+                         c.kind, j.unit,
                          *["" if v is None else repr(float(v)) for v in
                            (e.estimate, e.low, e.high, e.boot_low, e.boot_high, e.p_value,
                             j.q_value)],
-                         e.n_a, e.n_b, e.method, "" if j.paper is None else j.paper, j.verdict,
-                         "" if j.seeds_needed is None else j.seeds_needed, j.reason, j.source])
+                         e.n_a, e.n_b, e.method, "" if j.paper is None else j.paper,
+                         *["" if v is None else repr(float(v)) for v in
+                           (*band, c.margin, j.decision_p, j.holm_p)],
+                         j.verdict, j.adjusted, c.repeats or "",
+                         "" if j.seeds_needed is None else j.seeds_needed,
+                         "; ".join(t for t in (j.note, j.reason) if t), j.source])
     return buffer.getvalue()
 
 
@@ -164,12 +246,13 @@ def readme_block(judgements: list[Judgement], scale: str,
              f"details, rules and sources in [`{scale}/claims.md`]({scale}/claims.md), "
              f"the forest plot in [`{scale}/claims.png`]({scale}/claims.png). Ours: effect "
              "with its 95% t-interval over seeds; accuracy in percentage points.", "",
-             "| Group | Claim | Paper says | Ours (95% CI) | Paper | Verdict |",
-             "|---|---|---|---|---|---|"]
+             *headline(judgements), "",
+             "| Group | Claim | Paper says | Ours (95% CI) | Margin | Paper | Verdict | "
+             "Headline |", "|---|---|---|---|---|---|---|---|"]
     for j in judgements:
-        mark = " ‡" if j.maybe_chance else ""
+        head = "(repeat)" if j.claim.repeats else j.adjusted
         lines.append(f"| {j.claim.group} | `{j.claim.id}` | “{j.claim.quote}” | {ours_text(j)} "
-                     f"| {_paper_text(j)} | **{j.verdict}**{mark} |")
+                     f"| {margin_text(j)} | {_paper_text(j)} | {_verdict_cell(j)} | {head} |")
     lines += ["", chance_note(judgements), "", END]
     return "\n".join(lines)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from midl.reporting.effects import DIRECTIONS
+from midl.reporting.effects import DIRECTIONS, KINDS
 from midl.reporting.runs import Run
 from midl.reporting.tables import TABLES, Column, Extractor, Row, TableSpec
 
@@ -63,6 +63,10 @@ class Claim:
     unit: str | None = None
     not_testable: dict[str, Any] | None = None
     note: str = ""
+    margin: float | None = None
+    margin_reason: str = ""
+    kind: str = "superiority"
+    repeats: str | None = None
 
     @property
     def neutral(self) -> float:
@@ -75,8 +79,17 @@ class Claim:
 
     @property
     def exact(self) -> bool:
-        """Whether the claim is judged without statistics (rule 3)."""
+        """Whether the claim is declared exact (``deterministic`` or ``analytic``); a
+        deterministic metric whose seeds differ is still judged with statistics."""
         return self.deterministic or self.effect == "analytic"
+
+    @property
+    def needs_margin(self) -> bool:
+        """Every claim needs a margin except an analytic one (a value computed from the
+        configs, judged against the paper's printed digits) and one not testable at any
+        scale (nothing to judge)."""
+        blocked_everywhere = bool(self.not_testable) and not self.not_testable.get("scales")
+        return self.effect != "analytic" and not blocked_everywhere
 
 
 
@@ -119,6 +132,18 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[Claim]:
         if claim.direction not in DIRECTIONS:
             raise ClaimsError(f"claim {name}: direction {claim.direction!r}; allowed: "
                               f"{DIRECTIONS}")
+        if claim.kind not in KINDS:
+            raise ClaimsError(f"claim {name}: kind {claim.kind!r}; allowed: {KINDS}")
+        if claim.needs_margin and claim.margin is None:
+            raise ClaimsError(f"claim {name}: no `margin` (the smallest effect of interest, "
+                              "fixed before judging, with its `margin_reason`)")
+        if claim.margin is not None and (not isinstance(claim.margin, (int, float))
+                                         or claim.margin <= 0 or not claim.margin_reason):
+            raise ClaimsError(f"claim {name}: margin {claim.margin!r} must be a number > 0 "
+                              "with a `margin_reason`")
+        if claim.repeats is not None and claim.repeats not in seen:
+            raise ClaimsError(f"claim {name}: repeats {claim.repeats!r}, which is not a claim "
+                              "listed before it")
         if claim.effect == "analytic":
             if claim.analytic not in ANALYTIC:
                 raise ClaimsError(f"claim {name}: analytic {claim.analytic!r}; allowed: "
