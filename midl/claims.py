@@ -28,54 +28,77 @@ Statistics (``scipy.stats``), per claim, over seeds; units are the metric's (acc
 percentage points):
 
 - effect: mean(a) - mean(b) (``difference``); the mean of a's values (``one_sample``,
-  against 0); mean(a) / mean(b) (``ratio``, deterministic metrics only). With
+  against 0); a / b (``ratio``): for a metric identical in every seed the ratio of the
+  values, else the geometric mean of per-seed ratios, judged on logs (paired or Welch on
+  log values; latency: per-run medians, each run timed in its own session; interleaved
+  sessions, :mod:`midl.metrics.interleaved`, are written but not yet run). With
   ``relative_to`` (a second column), each arm's value of a seed is first its change from that
-  column in the same seed, metric - relative_to (e.g. the accuracy lost to label noise,
-  noise40 - clean), and the paper's number likewise: a difference of changes, so "degrades
-  more slowly" is tested as such rather than as a higher accuracy under noise; from
+  column in the same seed (e.g. noise40 - clean), and the paper's number likewise; from
   committed summaries (no per-seed values) the change has a mean but no known spread;
 - paired by seed (``ttest_rel``) when both arms are runs of the same setting and label noise
-  with the same seeds (then they share data, split and batch order: only the block differs),
-  else Welch's unequal-variance t-test (``ttest_ind(equal_var=False)``, or
-  ``ttest_ind_from_stats`` on table summaries); one-sample: ``ttest_1samp``;
-- the interval shown and judged is the 95% t-interval; a 95% percentile bootstrap over seeds
-  (``scipy.stats.bootstrap``, 10,000 resamples, seeded; paired resamples for paired claims) is
-  reported beside it (``claims.csv``: ``boot_low``, ``boot_high``);
-- the p-value is the two-sided one of the same t-test; n per arm is the number of seeds.
+  with the same seeds, else Welch's unequal-variance t-test (``ttest_ind(equal_var=False)``,
+  or ``ttest_ind_from_stats`` on table summaries); one-sample: ``ttest_1samp``;
+- the 95% t-interval (shown; a 95% percentile bootstrap over seeds beside it in
+  ``claims.csv``), the 90% t-interval (equivalence), and the two-sided p-value against no
+  effect (unadjusted, kept in ``claims.csv``); n per arm is the number of seeds;
+- the paper's effect with the band its printed digits allow: each printed number +- half a
+  unit of its last digit (1.7 -> 1.65..1.75; a difference of two numbers +- both halves; a
+  ratio from the extremes of both bands).
 
-Verdicts, by these fixed rules. Write the claimed direction as s = +1 (higher) or -1 (lower),
-the effect's neutral value as z (0; 1 for a ratio), our interval as s (CI - z) = [lo, hi] and
-the paper's effect as r = s (paper - z):
+Margins. Every claim carries ``margin``, the smallest effect of interest, with a one-line
+``margin_reason`` (``claims.yaml``), fixed before judging; the code reads it and never
+derives it from the data; a claim without one is a load error, except an analytic claim
+(computed from the configs, judged against the paper's printed digits) and one not testable
+at any scale. Units are the effect's; a ratio's margin is a fraction (0.1: +-10%, judged as
+log(1.1) on the log scale).
+
+Verdicts, by these fixed rules. Write the claimed direction as s = +1 (higher) or -1 (lower)
+and orient every number by it (x -> s x; ratios on logs, no effect = 0); m is the margin, r the
+paper's effect (its band [r-, r+]), [lo, hi] our 95% interval and [lo90, hi90] our 90% one:
 
 1. *not testable here*: ``claims.yaml`` marks the claim so at this scale, or its cells cannot
    be measured on this machine (e.g. GPU latency on a CPU machine).
 2. *no data*: an arm has no value (runs or analyses missing).
-3. Deterministic claims (``deterministic: true`` or ``effect: analytic``): the value v is exact
-   (FLOP counts are identical in every seed; ``analytic`` ones are computed from the configs),
-   so the interval is the point. *opposite* if v < 0, *not found* if v = 0, *weaker than
-   claimed* if 0 < v < 0.98 r (2% for the paper's rounding), else *held*.
-4. *inconclusive* if an arm has fewer than 2 values (no spread is known).
-5. Otherwise: *opposite* if hi < 0; *held* if lo > 0 and (no r, or hi >= r); *weaker than
-   claimed* if lo > 0 and hi < r; if the interval includes 0: *inconclusive* if it also
-   includes r or there is no r, *not found* if it excludes r.
-6. ``direction: either`` (a check of our own, not a claim): *differs (a > b)* or *differs
-   (a < b)* if the interval excludes 0, else *no difference detected*.
+3. A point, when the effect has no spread: a deterministic metric identical in every seed,
+   an analytic value, or (any metric) seeds that came out identical; then lo = hi = lo90 =
+   hi90 = the value and no p-value. A ``deterministic`` metric whose seeds differ is judged
+   with statistics like any other. Fewer than 2 values per arm: *inconclusive* (no spread).
+4. ``kind: noninferiority`` ("maintains or exceeds"): *not worse* if lo > -m, *worse* if
+   hi < -m, else *inconclusive*.
+5. *absent* (TOST at 5% per side): -m < lo90 and hi90 < m, with at least 3 seeds (2 degrees
+   of freedom: two seeds can agree by luck and fake a tiny spread); a point: |x| < m; an
+   analytic value without a margin: x = 0.
+6. *opposite* if hi < 0; if lo > 0: *held* if hi >= r- (the interval reaches the paper's band
+   or lies beyond it; no r: held), else *smaller than claimed*.
+7. Otherwise *inconclusive*, with the seeds per arm that would decide it: the smallest n at
+   which a t-test has 80% power (noncentral t) to exclude 0 if the true effect is r (or m,
+   if r is missing or below m), or, for non-inferiority, to show lo > -m if the truth is 0;
+   planned at the one-sided 80% upper confidence bound of the observed std (chi-square),
+   since a std from five seeds is not known.
+8. ``direction: either`` (a check of our own, not a claim): *absent* by rule 5, else
+   *differs (a > b)* / *differs (a < b)* if the 95% interval excludes 0, else
+   *inconclusive*.
 
-Many claims at once (multiplicity). Each verdict uses its own 95% interval, so among M
-claims tested together a few differences from zero at p just below 0.05 are expected by
-chance alone. :func:`adjust_for_multiplicity` gives every claim with a p-value its
-Benjamini-Hochberg q-value over the M such claims (``scipy.stats.false_discovery_control``;
-Benjamini & Hochberg 1995, false discovery rate); a claim that repeats one comparison in two
-tables counts once per claim, which can only raise the q-values. The verdict is not changed:
-where it states a difference from zero (*opposite*, *held*, *weaker than claimed*,
-*differs*) and q >= :data:`FDR`, ``claims.md`` marks it ``‡`` (may be a chance finding).
-The q-value says nothing about *not found* (an interval that excludes the paper's effect).
+Where two apply: an interval that excludes 0 but whose 90% interval lies inside +-m is
+*absent* (rule 5 before rule 6), with a note "differs from zero but within the margin": the
+margin is by definition the smallest effect that matters, so a detectable but smaller effect
+answers the paper's claim as no effect of interest would; the unadjusted p in ``claims.csv``
+still shows that it differs from zero.
 
-Seeds needed (inconclusive claims): the smallest number of seeds per arm whose t-interval at
-the observed spread (the std of the paired differences, or each arm's std for Welch) is
-narrower than r (half-width < r / 2), so that it cannot include both 0 and r (without r:
-whose half-width is below the observed |effect|, so that it would exclude 0 at the observed
-effect); ``> 100000`` if none is.
+Many claims at once (multiplicity). Each verdict that a test reached (held, smaller than
+claimed, opposite, differs: the two-sided p against 0; absent: the TOST p, the larger of the
+two one-sided p at +-m; not worse / worse: twice the one-sided p at -m, so that every
+decision is at 0.05) has a decision p-value (``decision_p``). :func:`adjust_for_multiplicity`
+adjusts them over the distinct claims: a claim with ``repeats: <id>`` (the same cells and
+metric as an earlier claim, e.g. Table 11 = Table 3's runs, the FLOP count of the abstract and
+of Table 5) is shown but left out of the adjustment and of every tally (it takes its
+original's adjusted values where its decision's p is the same). The headline (``claims.md``
+and the README block lead with it) uses Holm's step-down method (family-wise error 0.05): a
+decision whose Holm-adjusted p is >= 0.05 counts as *inconclusive* there and is marked ``‡``
+in the tables. The Benjamini-Hochberg q-value (``scipy.stats.false_discovery_control``; a
+false discovery rate) is reported beside it (``q_value``). Adding claims does not only raise
+BH q-values: BH on p = .01, .03, .5 gives q(.03) = .045, and a repeated .01 lowers it to .04;
+hence repeats are left out. Exact values need no adjustment.
 """
 
 from __future__ import annotations

@@ -155,10 +155,13 @@ def plot_forest(judgements: list[Any], path: Path, scale: str) -> Path:
                  "claim, its verdict (‡: not significant after adjustment) and the claimed "
                  "direction (→ higher, ← lower)", fontsize=9,
                  y=1.0 + 0.9 / fig.get_figheight())
-    if unjudged:
-        fig.text(0.01, -0.3 / fig.get_figheight(), "Not drawn (no number): " + "; ".join(
-            f"{j.claim.id} [{j.verdict}]" for j in unjudged), fontsize=7, wrap=True)
     fig.tight_layout()
+    if unjudged:
+        import textwrap
+
+        text = textwrap.fill("Not drawn (no number): " + "; ".join(
+            f"{j.claim.id} [{j.verdict}]" for j in unjudged), 200)
+        fig.text(0.01, 0.0, text, fontsize=7, va="top")
     return _save(fig, path)
 
 
