@@ -128,7 +128,7 @@ def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any 
             path = CONFIG_DIR / "data" / f"{data_config}.yaml"
             if not path.is_file():
                 raise FileNotFoundError(f"no data config {path}")
-            new = OmegaConf.load(path)
+            new = data_group_config(data_config)
             run_data = OmegaConf.to_container(cfg.data, resolve=False)
             shared = {k: v for k, v in run_data.items() if k in new and k != "_target_"}
             cfg.data = OmegaConf.merge(new, shared)
@@ -144,6 +144,26 @@ def load_checkpoint(cfg: DictConfig, ckpt_path: str | Path, data_overrides: Any 
     module.load_state_dict(state["state_dict"])
     module.eval()
     return datamodule, module
+
+
+def data_group_config(name: str) -> DictConfig:
+    """``configs/data/<name>.yaml`` as Hydra composes it (its defaults list included: the
+    shared keys of ``configs/data/conditions/``), unresolved interpolations kept.
+
+    Composed through the running Hydra app when there is one (``midl.evaluate``,
+    ``midl.train``), else through a Hydra instance of its own for ``configs/``.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    def data(overrides: list[str]) -> DictConfig:
+        cfg = compose("train", overrides=overrides)
+        return OmegaConf.create(OmegaConf.to_container(cfg.data, resolve=False))
+
+    if GlobalHydra.instance().is_initialized():
+        return data([f"data={name}"])
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+        return data([f"data={name}"])
 
 
 def _device(name: str) -> torch.device:

@@ -70,7 +70,7 @@ def test_a_finished_run_of_a_scale_writes_its_compact_record(smoke):
         metrics = json.loads((folder / "metrics.json").read_text())
         record = rec.read_record(path)
         assert record is not None
-        assert path.stat().st_size < 16_000  # a few KB: no checkpoint, no curves
+        assert path.stat().st_size < 20_000  # a few KB: no checkpoint, no curves
         assert record["test"] == metrics["test"]
         assert record["config"] == metrics["config"]
         assert record["config_hash"] == metrics["config_hash"]
@@ -264,7 +264,7 @@ def test_the_analyses_the_tables_need_are_in_the_record_when_it_is_written(smoke
     assert rec.companion_path(runs["midl"].path).exists()
     stored = json.loads(runs["midl"].path.read_text())
     assert "$npz" in stored["analysis"]["smi"]["smi"]["per_neuron_mi"]
-    assert all(p.stat().st_size < 16_000 for p in folder.glob("*.json"))
+    assert all(p.stat().st_size < 20_000 for p in folder.glob("*.json"))
     # the record equals the run folder's final metrics.json (the analyses included)
     [midl_dir] = [p for p in _folders(smoke / "outputs") if "block=midl" in p.name]
     metrics = json.loads((midl_dir / "metrics.json").read_text())
