@@ -153,12 +153,16 @@ def memorized(path: Path) -> dict[tuple[str, str, str, int], str]:
 
 
 def cell_text(row: dict[str, str] | None) -> str:
-    """``+0.03 [-1.11, +1.02] not found`` (``q`` appended when the audit marks it), or
-    ``–`` without a claim, or the verdict alone without an estimate."""
+    """``+0.03 [-1.11, +1.02] absent``, with ``(adjusted: ...)`` where the audit's
+    multiplicity-adjusted verdict differs; ``–`` without a claim; the verdict alone without an
+    estimate."""
     if row is None:
         return "–"
     estimate, low, high = (_float(row.get(k)) for k in ("estimate", "low", "high"))
     verdict = row.get("verdict", "")
+    adjusted = row.get("adjusted_verdict") or verdict
+    if adjusted != verdict:     # the Holm-adjusted headline reads otherwise (claims.md)
+        verdict = f"{verdict} (adjusted: {adjusted})"
     if estimate is None:
         return verdict or "–"
     interval = f" [{fmt(low, 2, True)}, {fmt(high, 2, True)}]" if low is not None else ""
@@ -171,8 +175,9 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, int
     ``(section, row label, column, claims.csv row)``."""
     md = ["# Regimes: MID-L's claims where its mechanism can act", "", *header, "",
           "Each cell: the effect (MID-L minus the compared arm, in the claim's unit) with its "
-          "95% interval over seeds, and the claims audit's verdict (results/<scale>/claims.md "
-          "has the rules, p- and q-values). `–`: not run in that regime. Regimes: "
+          "95% interval over seeds, and the claims audit's verdict with its margin fixed in "
+          "advance (results/<scale>/claims.md has the rules, margins, p-values and the "
+          "Holm-adjusted headline, shown here where it differs). `–`: not run in that regime. Regimes: "
           "configs/regime/ (standard: the tables' training; memorize: no augmentation, a fixed "
           "long training, the noise draw varying with the seed; converge: the low-data subsets "
           "trained 300 epochs with a 200-image validation slice). Best: the checkpoint of best "
