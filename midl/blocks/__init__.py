@@ -20,6 +20,8 @@ name               class                        what
 midl               :class:`MIDLayer`            MID-L (the paper)
 dropout            :class:`DropoutBlock`        Linear -> ReLU -> Dropout (Srivastava 2014)
 dropout_wide       :class:`WideDropoutBlock`    Dropout MLP with MID-L's parameter count
+ffn                :class:`FFNBlock`            Transformer feed-forward sub-layer (baseline)
+midl_ffn           :class:`MIDLayer`            MID-L whose F2 is that feed-forward layer
 concrete_dropout   :class:`ConcreteDropoutBlock`  learned dropout rate (Gal et al. 2017)
 dynamic_relu       :class:`DynamicReLUBlock`    Linear -> DY-ReLU-B (Chen et al. 2020)
 switch             :class:`SwitchBlock`         top-1 routed FFN experts (Fedus et al. 2022)
@@ -37,6 +39,7 @@ from midl.blocks.ablations import F1Only, F2Only, FixedAlpha, RandomTopK
 from midl.blocks.concrete_dropout import ConcreteDropoutBlock
 from midl.blocks.dropout import DropoutBlock, WideDropoutBlock
 from midl.blocks.dynamic_relu import DynamicReLUBlock
+from midl.blocks.ffn import FFNBlock
 from midl.blocks.gumbel import GumbelMIDLayer, relaxed_top_k
 from midl.blocks.loramoe import LoRAMoEBlock
 from midl.blocks.midl import MIDLayer, resolve_top_k, top_k_mask
@@ -48,6 +51,7 @@ __all__ = [
     "DropoutBlock",
     "DynamicReLUBlock",
     "F1Only",
+    "FFNBlock",
     "F2Only",
     "FixedAlpha",
     "GumbelMIDLayer",

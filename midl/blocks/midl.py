@@ -29,6 +29,8 @@ ACTIVATIONS: dict[str | None, type[nn.Module]] = {None: nn.Identity, "relu": nn.
                                                   "gelu": nn.GELU}
 """The activation phi applied after the mix (``activation``): none (Appendix A) or one of
 these (Section 4.3's phi)."""
+F2_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
+"""F2's hidden activation (``f2_activation``): ReLU (Section 4.4) or GELU (a Transformer FFN)."""
 ESTIMATORS: tuple[str, ...] = ("ste", "masked")
 LinearFactory = Callable[[int, int], nn.Module]
 
@@ -112,9 +114,13 @@ def lightweight_path(dim: int, rank: int, linear: LinearFactory = nn.Linear) -> 
     return nn.Sequential(linear(dim, rank), linear(rank, dim))
 
 
-def rich_path(dim: int, linear: LinearFactory = nn.Linear) -> nn.Sequential:
-    """MID-L's F2 (Section 4.4): ``linear(dim, dim) -> ReLU -> linear(dim, dim)``."""
-    return nn.Sequential(linear(dim, dim), nn.ReLU(), linear(dim, dim))
+def rich_path(dim: int, linear: LinearFactory = nn.Linear, hidden: int | None = None,
+              activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
+    """MID-L's F2 (Section 4.4): ``linear(dim, hidden) -> activation -> linear(hidden, dim)``,
+    by default ``hidden = dim`` and ReLU (the paper's two-layer MLP); a Transformer's
+    feed-forward sub-layer is the same shape with ``hidden = 4 dim`` and GELU."""
+    hidden = dim if hidden is None else hidden
+    return nn.Sequential(linear(dim, hidden), activation(), linear(hidden, dim))
 
 
 def apply_mask(alpha: Tensor, mask: Tensor, estimator: Estimator = "ste") -> Tensor:
@@ -185,6 +191,11 @@ class MIDLayer(nn.Module):
         activation: phi applied to the mixed output: ``None`` (default; Appendix A's
             pseudo-code returns the mix itself), ``"relu"`` or ``"gelu"`` (Section 4.3 writes
             y = phi(alpha_hat * F1(x) + (1 - alpha_hat) * F2(x))).
+        f2_expansion: F2's hidden width as a multiple of d (default 1: the paper's
+            Linear(d, d) -> ReLU -> Linear(d, d)); 4 with ``f2_activation="gelu"`` makes F2 a
+            Transformer's feed-forward sub-layer Linear(d, 4d) -> GELU -> Linear(4d, d)
+            (``configs/block/midl_ffn.yaml``). F1 and the gate keep their sizes.
+        f2_activation: F2's hidden activation, ``"relu"`` (default) or ``"gelu"``.
 
     Shapes:
         input (B, d) or (B, T, d), or any (..., d); output of the same shape.
@@ -207,6 +218,8 @@ class MIDLayer(nn.Module):
         gate_bias: bool = True,
         fused: bool = False,
         activation: str | None = None,
+        f2_expansion: int = 1,
+        f2_activation: str = "relu",
     ) -> None:
         super().__init__()
         check_dim("dim", dim)
@@ -228,7 +241,10 @@ class MIDLayer(nn.Module):
         self.phi = ACTIVATIONS[activation]()
 
         self.f1 = lightweight_path(dim, rank)
-        self.f2 = rich_path(dim)
+        check_int("f2_expansion", f2_expansion, 1)
+        check_choice("f2_activation", f2_activation, tuple(F2_ACTIVATIONS))
+        self.f2 = rich_path(dim, hidden=f2_expansion * dim,
+                            activation=F2_ACTIVATIONS[f2_activation])
         self.gate = nn.Linear(dim, dim, bias=gate_bias)
         self.gate_dropout = nn.Dropout(gate_dropout)
 

@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,32 @@ def commit_text(commit: Mapping[str, Any] | str | None) -> str:
             return "unknown"
         return str(commit["hash"])[:12] + ("+dirty" if commit.get("dirty") else "")
     return "unknown" if commit is None else str(commit)[:12]
+
+
+def typed_command(argv: Sequence[str] | None = None) -> str:
+    """The command line as the user typed it: ``python -m midl.train -m seed=0,1`` for a
+    process whose ``sys.argv[0]`` is the file of a ``midl`` module (what ``python -m`` puts
+    there, an absolute path such as ``/home/me/midl/midl/train.py``); any other program is
+    named by its file name. Arguments are kept as typed."""
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return ""
+    return " ".join([program_name(argv[0]), *argv[1:]])
+
+
+def program_name(first: str) -> str:
+    """``python -m midl.x.y`` for the path of ``midl/x/y.py`` (``__main__.py``: its package),
+    else the file's name (``pytest``, ``-c``); a non-path (already ``python -m ...``) is kept."""
+    if "/" not in first:
+        return first
+    parts = Path(first).parts
+    if first.endswith(".py") and "midl" in parts:
+        module = list(parts[len(parts) - 1 - parts[::-1].index("midl"):])
+        module[-1] = module[-1][:-3]
+        if module[-1] == "__main__":
+            module.pop()
+        return "python -m " + ".".join(module)
+    return Path(first).name
 
 
 def hardware_text(info: Mapping[str, Any]) -> str:
@@ -168,6 +195,8 @@ does not change the hash, while pointing one setting at another folder does.
 ADDED_AT_DEFAULT: dict[str, Any] = {
     "block.activation": None,     # MIDLayer's phi after the mix (none: Appendix A, as before)
     "data.noisy_val": False,      # validation labels clean, as before
+    "block.f2_expansion": 1,      # MIDLayer's F2 hidden width / d (the paper's F2, as before)
+    "block.f2_activation": "relu",  # MIDLayer's F2 activation (as before)
 }
 
 
@@ -177,11 +206,22 @@ def _as_container(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(dict(config))
 
 
-def _relative_to_paths(value: Any, prefixes: list[tuple[str, str]]) -> Any:
+def path_prefixes(paths: Any) -> list[tuple[str, str]]:
+    """``(folder, "paths.<key>")`` for each ``paths.*`` folder of a resolved config, the
+    longest first (a value under two of them is written relative to the innermost)."""
+    paths = paths if isinstance(paths, Mapping) else {}
+    return sorted(((str(v), f"paths.{k}") for k, v in paths.items()
+                   if isinstance(v, str) and v.strip("/.")),
+                  key=lambda item: len(item[0]), reverse=True)
+
+
+def relative_to_paths(value: Any, prefixes: list[tuple[str, str]]) -> Any:
+    """``value`` (a config node) with every string that is one of the ``prefixes``' folders
+    or lies under it written as ``<paths.key>/rest`` (:func:`path_prefixes`)."""
     if isinstance(value, dict):
-        return {k: _relative_to_paths(v, prefixes) for k, v in value.items()}
+        return {k: relative_to_paths(v, prefixes) for k, v in value.items()}
     if isinstance(value, list):
-        return [_relative_to_paths(v, prefixes) for v in value]
+        return [relative_to_paths(v, prefixes) for v in value]
     if isinstance(value, str):
         for prefix, name in prefixes:
             if value == prefix or value.startswith(prefix.rstrip("/") + "/"):
@@ -202,10 +242,7 @@ def result_config(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         A new plain dict (the input is not changed).
     """
     resolved = _as_container(config)
-    paths = resolved.get("paths") if isinstance(resolved.get("paths"), dict) else {}
-    prefixes = sorted(((str(v), f"paths.{k}") for k, v in paths.items()
-                       if isinstance(v, str) and v.strip("/.")),
-                      key=lambda item: len(item[0]), reverse=True)
+    prefixes = path_prefixes(resolved.get("paths"))
     for key in NOT_RESULT_KEYS:
         *parents, leaf = key.split(".")
         node: Any = resolved
@@ -220,7 +257,7 @@ def result_config(config: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and leaf in node and node[leaf] == default:
             node.pop(leaf)
-    return _relative_to_paths(resolved, prefixes)
+    return relative_to_paths(resolved, prefixes)
 
 
 def config_hash(config: DictConfig | Mapping[str, Any]) -> str:
