@@ -7,12 +7,12 @@ from functools import partial
 import pytest
 import torch
 from hydra.utils import instantiate
+from test_blocks import block_config
+from test_data import write_imdb_parquet
 
 from conftest import compose_train
 from midl.blocks import FFNBlock, MIDLayer
 from midl.transformer import Transformer
-from test_blocks import block_config
-from test_data import write_imdb_parquet
 
 SLOT_BLOCKS = ["ffn", "midl_ffn", "midl", "switch", "loramoe", "dropout"]
 

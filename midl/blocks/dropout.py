@@ -5,11 +5,12 @@ Pure PyTorch. This is the block the paper compares MID-L against in Tables 2, 3 
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from torch import nn
+
+from midl.blocks._dense import DenseBlock
 
 
-class DropoutBlock(nn.Module):
+class DropoutBlock(DenseBlock):
     """Linear(d, d) -> ReLU -> Dropout(p): the paper's "MLP + Dropout" block.
 
     Args:
@@ -25,31 +26,14 @@ class DropoutBlock(nn.Module):
     """
 
     def __init__(self, dim: int, p: float = 0.5) -> None:
-        super().__init__()
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim={dim!r} must be a positive int")
         if not 0.0 <= p < 1.0:
             raise ValueError(f"p={p} is out of range: the dropout probability must lie in [0, 1)")
-        self.dim = dim
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(p))
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Apply the block to ``x`` of shape (..., d)."""
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"DropoutBlock expects inputs of shape (..., {self.dim}), "
-                             f"got {tuple(x.shape)}")
-        return self.net(x)
-
-    def active_neuron_ratio(self) -> Tensor:
-        """Active neuron ratio (ANR): 1.0, since every neuron is computed for every input.
-
-        Dropout masks neurons at random during training only; at inference the layer is dense,
-        which is how the paper reports it (100% in Tables 2 and 8).
-        """
-        return torch.ones(())
+        super().__init__(dim, nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(p)))
 
 
-class WideDropoutBlock(nn.Module):
+class WideDropoutBlock(DenseBlock):
     """Linear(d, w d) -> ReLU -> Dropout(p) -> Linear(w d, d): a Dropout MLP block whose
     parameter count matches MID-L's, to separate "MID-L's gating helps" from "more parameters
     help" (the paper compares MID-L with :class:`DropoutBlock`, which holds about a quarter of
@@ -74,23 +58,10 @@ class WideDropoutBlock(nn.Module):
     """
 
     def __init__(self, dim: int, p: float = 0.5, width: int = 2) -> None:
-        super().__init__()
         for name, value in (("dim", dim), ("width", width)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive int")
         if not 0.0 <= p < 1.0:
             raise ValueError(f"p={p} is out of range: the dropout probability must lie in [0, 1)")
-        self.dim = dim
-        self.net = nn.Sequential(nn.Linear(dim, width * dim), nn.ReLU(), nn.Dropout(p),
-                                 nn.Linear(width * dim, dim))
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Apply the block to ``x`` of shape (..., d)."""
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"WideDropoutBlock expects inputs of shape (..., {self.dim}), "
-                             f"got {tuple(x.shape)}")
-        return self.net(x)
-
-    def active_neuron_ratio(self) -> Tensor:
-        """Active neuron ratio (ANR): 1.0, dense at inference as :class:`DropoutBlock`."""
-        return torch.ones(())
+        super().__init__(dim, nn.Sequential(nn.Linear(dim, width * dim), nn.ReLU(),
+                                            nn.Dropout(p), nn.Linear(width * dim, dim)))

@@ -4,13 +4,13 @@ block slot. Pure PyTorch."""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from midl.blocks._checks import check_dim, check_range
+from midl.blocks._dense import DenseBlock
 
 
-class FFNBlock(nn.Module):
+class FFNBlock(DenseBlock):
     """Linear(d, e d) -> GELU -> Dropout(p) -> Linear(e d, d) -> Dropout(p).
 
     Args:
@@ -28,20 +28,9 @@ class FFNBlock(nn.Module):
     """
 
     def __init__(self, dim: int, expansion: int = 4, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.dim = check_dim("dim", dim)
+        check_dim("dim", dim)
         hidden = check_dim("expansion", expansion) * dim
         p = check_range("dropout", dropout, 0.0, 1.0, high_open=True)
-        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(p),
-                                 nn.Linear(hidden, dim), nn.Dropout(p))
+        super().__init__(dim, nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(p),
+                                            nn.Linear(hidden, dim), nn.Dropout(p)))
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Apply the sub-layer to ``x`` of shape (..., d)."""
-        if x.shape[-1] != self.dim:
-            raise ValueError(f"FFNBlock expects inputs of shape (..., {self.dim}), "
-                             f"got {tuple(x.shape)}")
-        return self.net(x)
-
-    def active_neuron_ratio(self) -> Tensor:
-        """Active neuron ratio (ANR): 1.0, dense for every position."""
-        return torch.ones(())

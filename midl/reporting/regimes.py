@@ -177,8 +177,8 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, int
           "Each cell: the effect (MID-L minus the compared arm, in the claim's unit) with its "
           "95% interval over seeds, and the claims audit's verdict with its margin fixed in "
           "advance (results/<scale>/claims.md has the rules, margins, p-values and the "
-          "Holm-adjusted headline, shown here where it differs). `–`: not run in that regime. Regimes: "
-          "configs/regime/ (standard: the tables' training; memorize: no augmentation, a fixed "
+          "Holm-adjusted headline, shown here where it differs). `–`: not run in that regime. "
+          "Regimes: configs/regime/ (standard: the tables' training; memorize: no augmentation, a fixed "
           "long training, the noise draw varying with the seed; converge: the low-data subsets "
           "trained 300 epochs with a 200-image validation slice). Best: the checkpoint of best "
           "clean validation accuracy; final: the last epoch's weights.", ""]
