@@ -28,8 +28,8 @@ from midl.reporting.claims.judge import (
     FDR,
     Judgement,
     adjust_for_multiplicity,
-    distinct,
     analytic_value,
+    distinct,
     judge,
 )
 from midl.reporting.claims.render import (

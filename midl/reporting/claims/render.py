@@ -204,8 +204,8 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
 CSV_FIELDS = ("id", "group", "source", "table", "metric", "relative_to", "a", "b", "effect",
               "direction", "kind", "unit", "estimate", "low", "high", "boot_low", "boot_high",
               "p_value", "q_value", "n_a", "n_b", "method", "paper", "paper_low",
-              "paper_high", "margin", "decision_p", "holm_p", "verdict", "adjusted_verdict", "repeats",
-              "seeds_needed", "reason", "data_source")
+              "paper_high", "margin", "decision_p", "holm_p", "verdict", "adjusted_verdict",
+              "repeats", "seeds_needed", "reason", "data_source")
 
 
 def csv_text(judgements: list[Judgement], header: list[str]) -> str:
