@@ -4,7 +4,6 @@ float32 parameter meeting a bfloat16 activation used to fail (LoRAMoE's einsum).
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from midl.blocks import LoRAMoEBlock
