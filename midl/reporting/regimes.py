@@ -180,8 +180,9 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, int
           "Holm-adjusted headline, shown here where it differs). `–`: not run in that regime. "
           "Regimes: configs/regime/ (standard: the tables' training; memorize: no "
           "augmentation, a fixed long training, the noise draw varying with the seed; "
-          "converge: the low-data subsets trained 300 epochs with a 200-image validation slice). Best: the checkpoint of best "
-          "clean validation accuracy; final: the last epoch's weights.", ""]
+          "converge: the low-data subsets trained 300 epochs with a 200-image validation "
+          "slice). Best: the checkpoint of best clean validation accuracy; final: the last "
+          "epoch's weights.", ""]
     lines = ["section,family,data,column,claim,estimate,low,high,verdict,q_value,n_a,n_b"]
     points = []
     for section, (columns, families) in LAYOUT.items():
