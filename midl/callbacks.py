@@ -188,34 +188,50 @@ class LastEveryEpochCheckpoint(ModelCheckpoint):
 
 
 class TrainingClock(pl.Callback):
-    """Wall-clock seconds a run has taken, summed over every process that trained it.
+    """Wall-clock seconds a run has taken, and the processes that trained it, summed over
+    every process.
 
     The count is kept in each checkpoint, so a run interrupted and resumed (once or many
     times) reports its whole time, not only the last process's: ``elapsed()`` = seconds
     stored in the checkpoint it resumed from + seconds since this clock was made. Time after
     the last checkpoint of a killed process is lost with that process's work (a SIGTERM saves
-    at the next batch boundary, so little is lost there).
+    at the next batch boundary, so little is lost there). Likewise ``processes()``: the
+    ``process`` stamps (e.g. ``{"commit": ..., "started_at": ...}``) stored in the checkpoint
+    resumed from, then this process's.
+
+    Args:
+        process: what identifies this process in the record (plain values: the checkpoint is
+            loaded with ``weights_only=True``); None records nothing of it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, process: dict[str, Any] | None = None) -> None:
         self.start = time.perf_counter()
         self.before = 0.0  # seconds of earlier processes, from the checkpoint resumed from
-        self._loaded = 0.0
+        self.process = process
+        self.earlier: list[dict[str, Any]] = []  # their stamps, from the same checkpoint
+        self._loaded: dict[str, Any] = {}
 
     def elapsed(self) -> float:
         """Seconds: earlier processes' (from the checkpoint) plus this one's so far."""
         return self.before + time.perf_counter() - self.start
 
-    def state_dict(self) -> dict[str, float]:
-        return {"elapsed_s": self.elapsed()}
+    def processes(self) -> list[dict[str, Any]]:
+        """The stamps of every process that trained the run, the first first."""
+        return [*self.earlier, *([self.process] if self.process is not None else [])]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"elapsed_s": self.elapsed(), "processes": self.processes()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._loaded = float(state_dict.get("elapsed_s", 0.0))
+        self._loaded = dict(state_dict or {})
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # only the checkpoint training resumes from counts: Lightning also restores callback
         # states when it tests a checkpoint of this same run
-        self.before = self._loaded
+        self.before = float(self._loaded.get("elapsed_s", 0.0))
+        self.earlier = list(self._loaded.get("processes") or [])
+        if "elapsed_s" in self._loaded and "processes" not in self._loaded:
+            self.earlier = [{"commit": None, "started_at": None}]  # saved before stamps were
 
 
 class NonFiniteLossError(RuntimeError):

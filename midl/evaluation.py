@@ -32,7 +32,6 @@ import datetime
 import fcntl
 import json
 import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,7 +58,7 @@ from midl.metrics.memory import peak_memory
 from midl.metrics.smi import per_neuron_mutual_information, sliced_mutual_information
 from midl.module import ClassificationModule
 from midl.runs.io import atomic_write_json
-from midl.runs.provenance import git_commit, hardware, versions
+from midl.runs.provenance import git_commit, hardware, typed_command, versions
 from midl.runs.records import save_run_record
 
 log = logging.getLogger(__name__)
@@ -416,7 +415,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             result["tsne"] = analyse_tsne(data, cfg.tsne, run_dir / f"figure4_tsne_{suffix}.png",
                                           f"t-SNE, {model_name}",
                                           class_names((result.get("data") or {}).get("name")))
-    result.update({"command": " ".join(sys.argv), "commit": git_commit(),
+    result.update({"command": typed_command(), "commit": git_commit(),
                    "hardware": hardware(), "versions": versions(),
                    "config": OmegaConf.to_container(cfg, resolve=True)})
     path = save_analysis(run_dir, cfg.eval_name, result)

@@ -144,8 +144,7 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
     wall = sum(float(r.record.get("wall_time_s", 0.0)) for r in counted)
     hardware = _distinct(counted, lambda r: hardware_text(r.record["hardware"]))
     commits = _distinct(counted, lambda r: commit_text(r.record["commit"]))
-    sweeps = _distinct(counted, lambda r: r.record["command"].split("midl/train.py", 1)[-1]
-                       .strip())
+    sweeps = _distinct(counted, lambda r: _sweep_arguments(r.record["command"]))
     data_notes = _data_notes(counted)
     lines = [
         f"- Scale: `{scale}` (configs/scale/{scale}.yaml): " + "; ".join(
@@ -169,6 +168,15 @@ def header_lines(scale: str, settings: dict[str, Any], counted: list[Run],
                      f"settings than configs/scale/{scale}.yaml now holds: "
                      f"{'; '.join(recorded)}")
     return lines
+
+
+def _sweep_arguments(command: str) -> str:
+    """The arguments of a training command, recorded as typed (``python -m midl.train -m
+    ...``) or, by older code, with the module's file (``/.../midl/train.py -m ...``)."""
+    for program in ("python -m midl.train", "midl/train.py"):
+        if program in command:
+            return command.split(program, 1)[-1].strip()
+    return command.strip()
 
 
 def _undercount_note(runs: list[Run]) -> str:

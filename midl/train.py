@@ -36,8 +36,8 @@ from midl.extras import best_validation, objective, quiet_console, start_run, te
 from midl.factory import build, cheap_cuda_checks, set_num_threads
 from midl.runs.folder import run_lock
 from midl.runs.io import atomic_write_json, readable_json
-from midl.runs.outcome import RunOutcome, existing_result, finish_run, run_record
-from midl.runs.provenance import config_hash, result_config
+from midl.runs.outcome import RunOutcome, existing_result, finish_run, now, run_record
+from midl.runs.provenance import config_hash, git_commit, result_config
 from midl.runs.secrets import redact_secrets
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ def _fit_and_test(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                                 else (None, 0))
     resume_from = str(resume_path) if resume_path is not None else None
     set_num_threads(cfg.get("num_threads"))
-    clock = TrainingClock()  # this process's time, plus that of earlier ones when resumed
+    # this process's time and stamp, plus those of earlier ones when resumed
+    clock = TrainingClock({"commit": git_commit(), "started_at": now()})
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
@@ -120,7 +121,8 @@ def _fit_and_test(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                    epochs_trained=trainer.current_epoch, resumed_from=resume_from,
                    data=datamodule.summary())
     record = run_record(cfg, results, run_hash=run_hash, run_settings=run_settings,
-                        wall_time_s=clock.elapsed(), process_start=clock.start)
+                        wall_time_s=clock.elapsed(), process_start=clock.start,
+                        processes=clock.processes())
     atomic_write_json(output_dir / "metrics.json", record, one_line_lists=True)
     record = finish_run(cfg, output_dir, record)  # analyses, then results/runs/<scale>/...
     log.info("wrote %s", output_dir / "metrics.json")

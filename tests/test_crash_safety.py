@@ -170,6 +170,23 @@ def test_a_resumed_run_reports_the_time_of_every_process_that_trained_it(tmp_pat
                                                   abs=0.05)
 
 
+def test_a_resumed_run_records_the_commit_and_start_of_every_process(tmp_path):
+    """processes: one {commit, started_at} per process that trained the run, carried in the
+    checkpoint like the elapsed time; the first process's stamp survives the resume."""
+    first = train(compose_train([*QUIET, "trainer.max_epochs=1"], tmp_path))
+    [stamp] = first["processes"]
+    assert stamp["commit"] == first["commit"] and stamp["started_at"] <= first["finished_at"]
+    (tmp_path / "metrics.json").unlink()
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["callbacks"]["TrainingClock"]["processes"] == [stamp]
+
+    record = train(compose_train([*QUIET, "trainer.max_epochs=2"], tmp_path))
+    assert record["resumed_from"] is not None
+    assert len(record["processes"]) == 2 and record["processes"][0] == stamp
+    assert stamp["started_at"] < record["processes"][1]["started_at"] <= record["finished_at"]
+    assert record["processes"][1]["commit"] == record["commit"]
+
+
 def test_no_loadable_checkpoint_starts_from_scratch(tmp_path):
     train(compose_train([*QUIET, "trainer.max_epochs=1"], tmp_path))
     (tmp_path / "metrics.json").unlink()

@@ -26,6 +26,7 @@ from midl.reporting.tables import TABLES
 from midl.runs import records as rec
 from midl.runs.folder import StaleResultError
 from midl.runs.outcome import existing_result
+from midl.runs.provenance import config_hash
 
 SWEEP = ["+experiment/setting=mnist_mlp", "+scale=smoke", "block=midl,dropout",
          "data.label_noise=0.0", "seed=0"]
@@ -72,8 +73,11 @@ def test_a_finished_run_of_a_scale_writes_its_compact_record(smoke):
         assert record is not None
         assert path.stat().st_size < 20_000  # a few KB: no checkpoint, no curves
         assert record["test"] == metrics["test"]
-        assert record["config"] == metrics["config"]
-        assert record["config_hash"] == metrics["config_hash"]
+        # the config without this machine's folders, hashing as the run's did
+        assert record["config"] == rec.machine_free(metrics)["config"]
+        assert record["config_hash"] == metrics["config_hash"] == config_hash(record["config"])
+        assert str(smoke) not in path.read_text()
+        assert record["command"].startswith("python -m midl.train -m ")
         assert "result_config" not in record
         assert record["tested_checkpoint"] == Path(metrics["tested_checkpoint"]).name
         assert "+scale=smoke" in record["job"]["overrides"]
@@ -205,8 +209,10 @@ def test_a_run_in_a_folder_and_in_a_record_is_one_run(smoke, tmp_path):
 
 
 def test_the_sweep_skips_a_run_whose_record_is_committed(smoke, tmp_path):
-    """A fresh clone: no outputs/, only the committed records. Rerunning the sweep trains
-    nothing: each job finds its record (same configuration hash) and skips."""
+    """A fresh clone, or a new output folder: no run folders, only the committed records.
+    Rerunning the sweep trains nothing: each job finds its record (same configuration hash),
+    skips, and copies the record's result into its folder (``copied_from``), so the report of
+    the new folder holds both rows."""
     records = smoke / "records"
     before = {p: p.read_bytes() for p in records.rglob("*.json")}
     fresh = tmp_path / "outputs"
@@ -217,10 +223,26 @@ def test_the_sweep_skips_a_run_whose_record_is_committed(smoke, tmp_path):
     folders = _folders(fresh)
     assert len(folders) == 2
     for folder in folders:
-        assert not (folder / "metrics.json").exists()
         assert not (folder / "checkpoints").exists()  # nothing was trained
+        copied = json.loads((folder / "metrics.json").read_text())
+        source = records / "smoke" / "grid_mnist_mlp" / f"{folder.name}.json"
+        assert copied["copied_from"] == str(env_root / "records" / source.relative_to(records))
+        assert copied["test"] == rec.read_record(source)["test"]
     assert "The committed run record" in done.stdout + done.stderr
     assert {p: p.read_bytes() for p in records.rglob("*.json")} == before
+    # the user's own report of the new folder: both rows, as for the first sweep's folder
+    shown = subprocess.run([sys.executable, "-m", "midl.report", "baselines",
+                            str(fresh / "grid_mnist_mlp" / "multirun"), "--scale", "smoke",
+                            "--out", str(tmp_path / "report")],
+                           cwd=REPO, env=_env(env_root, fresh), capture_output=True,
+                           text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    text = next((tmp_path / "report").rglob("baselines.md")).read_text()
+    runs = {r.key.block: r for r in collect_runs([smoke / "outputs"])}
+    for block in ("midl", "dropout"):
+        acc = 100 * runs[block].record["test"]["test/acc"]
+        assert f"{acc:.1f}" in text
+    assert "2 complete of" in text
 
 
 def test_a_committed_record_of_other_settings_is_refused_and_force_reruns(smoke, tmp_path,
@@ -233,6 +255,8 @@ def test_a_committed_record_of_other_settings_is_refused_and_force_reruns(smoke,
     same = existing_result(run_dir, compose_train(job, run_dir))
     assert same is not None and same["test"] == json.loads(
         (midl_run / "metrics.json").read_text())["test"]
+    assert "copied_from" in json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").unlink()  # the committed record, not its copy, refuses
     with pytest.raises(StaleResultError) as error:
         existing_result(run_dir, compose_train([*job, "block.top_k=0.25"], run_dir))
     message = str(error.value)

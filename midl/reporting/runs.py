@@ -21,14 +21,16 @@ A committed run record (``results/runs/<scale>/<task_name>/<run folder>.json``,
 :mod:`midl.records`) is read as a complete run too (:func:`read_record_run`; its ``path`` is
 the record's file, its key comes from the Hydra job it recorded), so the tables can be made
 from ``results/runs/`` alone. A run present both as a folder and as a record is one run: the
-folder, when it is complete, else the record. Debug runs (``debug=fdr|limit|overfit|profiler``)
-are never read as runs.
+folder, when it is complete, else the record. A record that cannot be read (cut short, its
+companion missing) is an incomplete run noted as a corrupt record, never a run not made.
+Debug runs (``debug=fdr|limit|overfit|profiler``) are never read as runs.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,12 +197,39 @@ def read_run(path: Path) -> Run | None:
     return Run(path, key, status, record, note)
 
 
+CORRUPT_RECORD = ("corrupt run record: not readable as a complete record (cut short, or its "
+                  "companion .npz missing); restore it from git or rerun the run")
+
+
+def _key_from_name(path: Path) -> RunKey | None:
+    """The key of a record from its file name alone (the run folder's name: its overrides,
+    ``+experiment/setting`` written ``+experiment_setting``), for a record that cannot be
+    read; None if the name names no table cell."""
+    overrides = {}
+    for item in re.split(r",(?=[+~]?[\w./]+=)", path.stem):
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        overrides["experiment/setting" if key == "experiment_setting" else key] = value
+    overrides.setdefault("scale", path.parent.parent.name)
+    try:
+        return run_key(overrides, {})
+    except ValueError:  # e.g. seed=abc
+        return None
+
+
 def read_record_run(path: Path) -> Run | None:
     """A committed run record (:func:`midl.records.read_record`) as a complete run; None if
-    the record is incomplete (cut short, its companion arrays missing), not of a table
-    sweep's job, or of a debug run (written before debug runs stopped getting records)."""
+    it is not of a table sweep's job, or of a debug run (written before debug runs stopped
+    getting records). A record that cannot be read as complete (cut short, its companion
+    arrays missing) is an incomplete run whose note says so (:data:`CORRUPT_RECORD`), placed
+    by its file name (:func:`_key_from_name`), so the table names it instead of counting its
+    cell as never run."""
     record = read_record(path)
-    if record is None or debug_choice(record) is not None:
+    if record is None:
+        key = _key_from_name(path) if path.exists() else None
+        return None if key is None else Run(path.resolve(), key, "incomplete", {},
+                                            CORRUPT_RECORD)
+    if debug_choice(record) is not None:
         return None
     job = record.get("job") or {}
     overrides = {}

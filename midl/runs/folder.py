@@ -11,6 +11,8 @@ result that may be reused, and what a killed process left behind.
 - :func:`twin_folder`, :func:`adopt_twin`: a single run (``<task>/runs/<name>``) and a
   one-job sweep (``<task>/multirun/<name>``) of the same overrides find each other's
   finished result.
+- :func:`adopt_record`: a run skipped for its committed run record gets that record's
+  result in its folder.
 - :func:`stale_message`: why a recorded result or checkpoint is not reused when its
   result-relevant settings differ from the current ones, and how to proceed.
 """
@@ -184,6 +186,35 @@ def adopt_twin(folder: str | Path, settings_hash: str) -> dict[str, Any] | None:
     log.info("the finished run %s has the same settings (config hash %s): its result is "
              "copied here, not retrained (force=true retrains)", twin, settings_hash)
     return record
+
+
+def adopt_record(folder: str | Path, record: dict[str, Any], source: str | Path
+                 ) -> dict[str, Any]:
+    """Give ``folder`` the result of the committed run record ``record`` (read from
+    ``source``) that a run skips for: its side results (``side_files``, e.g.
+    ``cifar10c_severity3.json``) as files the folder lacks, then ``metrics.json`` (the record
+    without its record bookkeeping, ``copied_from`` naming ``source``: relative to the
+    repository when inside it), written last and atomically. The folder then reports like a
+    run made there (``midl.report``, ``midl.summarize``); nothing was trained (no
+    checkpoints). Returns the written ``metrics.json`` content."""
+    folder, source = Path(folder), Path(source)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in (record.get("side_files") or {}).items():
+        if (Path(name).name == name and not name.startswith(".") and name.endswith(".json")
+                and not (folder / name).exists()):
+            atomic_write_json(folder / name, content)
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        shown = str(source.resolve().relative_to(repo))
+    except ValueError:
+        shown = str(source)
+    metrics = {k: v for k, v in record.items()
+               if k not in ("record_format", "side_files", "job")}
+    metrics["copied_from"] = shown
+    atomic_write_json(folder / "metrics.json", metrics, one_line_lists=True)
+    log.info("the committed run record %s has the same settings: its result is copied to "
+             "%s, not retrained (force=true retrains)", shown, folder / "metrics.json")
+    return metrics
 
 
 def stale_message(what: str, differences: list[tuple[str, Any, Any]]) -> str:

@@ -25,12 +25,20 @@ from omegaconf import DictConfig, OmegaConf
 from midl.runs.folder import (
     RunRefusedError,
     StaleResultError,
+    adopt_record,
     adopt_twin,
     finished_record,
     stale_message,
 )
 from midl.runs.io import atomic_write_text
-from midl.runs.provenance import config_differences, config_hash, git_commit, hardware, versions
+from midl.runs.provenance import (
+    config_differences,
+    config_hash,
+    git_commit,
+    hardware,
+    typed_command,
+    versions,
+)
 from midl.runs.records import live_debug, live_job, read_record, record_path, save_run_record
 from midl.runs.secrets import redact_secrets
 
@@ -54,8 +62,10 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     corrupt or empty ``metrics.json`` is set aside and the run redone
     (:func:`midl.runs.folder.finished_record`). Without a finished ``metrics.json``, the run's
     committed record (:func:`midl.runs.records.record_path`, e.g.
-    ``results/runs/<scale>/...``) is reused by the same rule (never for a debug run); an
-    incomplete record (:func:`midl.runs.records.read_record`) counts as none. A reused
+    ``results/runs/<scale>/...``) is reused by the same rule (never for a debug run), and its
+    result copied into the folder (:func:`midl.runs.folder.adopt_record`, ``copied_from``),
+    so the run reports where it was asked for; an incomplete record
+    (:func:`midl.runs.records.read_record`) counts as none. A reused
     ``metrics.json`` whose record is missing gets one. Before the committed record, the
     finished run of the same overrides in the other folder mode is looked at (a single run
     ``<task>/runs/<name>`` for a sweep job ``<task>/multirun/<name>`` and the reverse): with
@@ -88,6 +98,8 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
         raise StaleResultError(stale_message(where, differences))
     log.info("%s: this run is complete with the same settings (config hash %s), skipping it "
              "(force=true reruns it)", where, config_hash(current))
+    if where.startswith("The committed"):  # the run reports where it was asked for too
+        return adopt_record(output_dir, record, committed)
     if where.startswith("The finished run"):  # its analyses (if cut short) and record
         record = finish_run(cfg, output_dir, record, only_if_missing=True)
     return record
@@ -95,7 +107,8 @@ def existing_result(output_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
 
 def run_record(cfg: DictConfig, results: dict[str, Any], *, run_hash: str,
                run_settings: dict[str, Any], wall_time_s: float,
-               process_start: float) -> dict[str, Any]:
+               process_start: float,
+               processes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The ``metrics.json`` record of a finished run, secrets redacted.
 
     Args:
@@ -107,8 +120,12 @@ def run_record(cfg: DictConfig, results: dict[str, Any], *, run_hash: str,
         run_settings: :func:`midl.runs.provenance.result_config` of it.
         wall_time_s: training time of every process of the run (resumed runs add up).
         process_start: ``time.perf_counter()`` when this process started the run.
+        processes: ``{"commit", "started_at"}`` of every process that trained the run, the
+            first first (:meth:`midl.callbacks.TrainingClock.processes`; one when not
+            resumed); this process's alone when None.
     """
     debug = live_debug()  # debug=fdr|limit|...: never a record (midl.runs.records)
+    commit = git_commit()
     head = {k: results[k] for k in ("test", "best_val", "test_parts", "test_last")
             if k in results}
     return redact_secrets({  # the test metrics first, as the console shows them (main)
@@ -125,8 +142,11 @@ def run_record(cfg: DictConfig, results: dict[str, Any], *, run_hash: str,
         "wall_time_s": round(wall_time_s, 3),  # every process's, when resumed
         "wall_time_process_s": round(time.perf_counter() - process_start, 3),  # this one's
         "finished_at": now(),          # UTC; a run skipped later keeps it
-        "command": " ".join(sys.argv),
-        "commit": git_commit(),
+        "command": typed_command(),    # as typed: python -m midl.train ...
+        "commit": commit,
+        # every process that trained it (a resumed run: more than one)
+        "processes": processes if processes is not None else [
+            {"commit": commit, "started_at": None}],
         "hardware": hardware(),
         "versions": versions(),
         "config": OmegaConf.to_container(cfg, resolve=True),

@@ -23,6 +23,17 @@ Compact means (:func:`compact`):
   as typed and the config-group ``choices``) under ``job``, which says which table cell the
   run belongs to.
 
+No absolute path of the machine that ran it is kept (:func:`machine_free`): a value under one
+of the run's ``paths.*`` folders is written relative to it (``<paths.data_dir>``,
+``<paths.output_dir>/checkpoints/epoch_004.ckpt``; inside ``config`` exactly as
+:func:`midl.runs.provenance.result_config` writes it, so :func:`midl.runs.provenance.config_hash`
+is unchanged), ``paths.*`` themselves name their root (``<paths.log_dir>/<task>/multirun/...``)
+and a command reads as typed (``python -m midl.train ...``,
+:func:`midl.runs.provenance.typed_command`).
+
+Records of an older :data:`RECORD_FORMAT` are brought up to date by :func:`migrate`, on read
+and once for the committed files (``python -m midl.runs.records --migrate results/runs``).
+
 Writes are atomic (:func:`midl.runs.io.atomic_write`): the companion ``.npz`` first, then the JSON,
 so a record whose JSON exists is complete. A record that is not valid JSON, or lacks what a
 record holds (:data:`REQUIRED`), or whose companion is missing or unreadable, is never read
@@ -37,6 +48,8 @@ import io
 import json
 import logging
 import os
+import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,12 +58,15 @@ import numpy as np
 import yaml
 
 from midl.runs.io import atomic_write, atomic_write_json
+from midl.runs.provenance import config_hash, path_prefixes, program_name, relative_to_paths
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROOT = REPO / "results" / "runs"
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2
+"""1: as ``metrics.json`` (absolute paths); 2: no absolute path, ``config_hash`` recomputed by
+today's :func:`midl.runs.provenance.config_hash` (:func:`migrate`)."""
 LONG = 64  # lists longer than this leave the record's JSON (digest or companion .npz)
 REQUIRED = ("record_format", "test", "config", "config_hash", "job", "seed")
 """Keys every complete record holds."""
@@ -66,6 +82,8 @@ def records_root(config: Mapping[str, Any] | None = None) -> Path:
     ``$MIDL_RECORDS_DIR``, else ``<repo>/results/runs``."""
     paths = (config or {}).get("paths") or {}
     chosen = paths.get("records_dir") if isinstance(paths, Mapping) else None
+    if isinstance(chosen, str) and chosen.startswith("<"):  # a record's placeholder
+        chosen = None
     return Path(chosen or os.environ.get("MIDL_RECORDS_DIR") or DEFAULT_ROOT)
 
 
@@ -158,6 +176,90 @@ def job_of(run_dir: str | Path) -> dict[str, Any] | None:
     except (OSError, yaml.YAMLError, AttributeError):
         choices = {}
     return {"overrides": [str(o) for o in overrides], "choices": _groups(choices)}
+
+
+def _machine_folders(config: Any) -> list[tuple[str, str]]:
+    """``(absolute folder, "<paths.key>")`` for the run's absolute ``paths.*`` folders, the
+    longest first."""
+    paths = config.get("paths") if isinstance(config, Mapping) else None
+    return [(folder.rstrip("/"), f"<{name}>") for folder, name in path_prefixes(paths)
+            if folder.startswith("/")]
+
+
+def _replace_folders(text: str, folders: list[tuple[str, str]]) -> str:
+    """Every occurrence of an absolute folder in ``text`` (followed by ``/``, the end or a
+    character that ends a path) as its placeholder."""
+    if not folders or "/" not in text:
+        return text
+    pattern = "|".join(re.escape(folder) for folder, _ in folders)
+    names = dict(folders)
+    return re.sub(f"(?:{pattern})(?=/|$|[\\s'\",;:)\\]}}])", lambda m: names[m.group(0)], text)
+
+
+def _free_node(node: Any, folders: list[tuple[str, str]], key: str = "") -> Any:
+    if isinstance(node, dict):
+        return {k: _free_node(v, folders, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_free_node(v, folders) for v in node]
+    if isinstance(node, str):
+        if key == "command" and node:
+            first, _, rest = node.partition(" ")
+            node = " ".join(filter(None, [program_name(first), rest]))
+        return _replace_folders(node, folders)
+    return node
+
+
+def machine_free(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` without the absolute paths of the machine that ran it (see the module
+    docstring); its ``config`` hashes as before (:func:`midl.runs.provenance.config_hash`).
+
+    ``config`` is written as :func:`midl.runs.provenance.result_config` writes the folders
+    (a value that is, or lies under, a ``paths.*`` folder becomes ``<paths.key>/rest``);
+    ``config.paths`` itself names each folder by the enclosing one (``output_dir`` under
+    ``log_dir``: ``<paths.log_dir>/<task>/multirun/<name>``), a root by its own key. Every
+    other string (commands, checkpoints of analyses, side results, overrides) has each
+    occurrence of such a folder replaced, and a ``command`` names its program as typed
+    (:func:`midl.runs.provenance.program_name`)."""
+    config = record.get("config")
+    folders = _machine_folders(config)
+    out = _free_node({k: v for k, v in record.items() if k != "config"}, folders)
+    if isinstance(config, Mapping):
+        paths = config.get("paths")
+        prefixes = [(f, n) for f, n in path_prefixes(paths) if f.startswith("/")]
+        free = relative_to_paths({k: v for k, v in config.items() if k != "paths"}, prefixes)
+        if isinstance(paths, Mapping):
+            free_paths = {}
+            for key, value in paths.items():
+                others = [(f, n) for f, n in prefixes if n != f"paths.{key}"]
+                value = relative_to_paths(value, others)
+                if isinstance(value, str) and value.startswith("/"):
+                    value = f"<paths.{key}>"  # a root: named by its key
+                free_paths[key] = value
+            free = {k: (free_paths if k == "paths" else free.get(k)) for k in config}
+        out["config"] = free
+        out = {k: out[k] for k in record}
+    return out
+
+
+def migrate(record: Mapping[str, Any]) -> dict[str, Any]:
+    """``record`` in today's :data:`RECORD_FORMAT` (unchanged when it already is):
+
+    - format 1 to 2: no absolute machine paths (:func:`machine_free`); ``config_hash`` is
+      the one :func:`midl.runs.provenance.config_hash` computes from the record's ``config``
+      today (keys that left the hash, e.g. ``model.channels_last``, changed it), the stored
+      one kept as ``migrated.config_hash`` when it differed.
+    """
+    record = dict(record)
+    version = record.get("record_format", 1)
+    if version >= RECORD_FORMAT or not isinstance(record.get("config"), dict):
+        return record
+    record = machine_free(record)
+    computed = config_hash(record["config"])
+    if record.get("config_hash") != computed:
+        record["migrated"] = {"from_format": version, "config_hash": record.get("config_hash")}
+        record["config_hash"] = computed
+    record["record_format"] = RECORD_FORMAT
+    return record
 
 
 def _digest(value: Any) -> str:
@@ -258,7 +360,7 @@ def compact(metrics: Mapping[str, Any], run_dir: str | Path,
         record["side_files"] = side
     record["job"] = dict(job) if job is not None else job_of(run_dir) or {}
     arrays: dict[str, np.ndarray] = {}
-    return _shrink(record, "", arrays, False), arrays
+    return _shrink(machine_free(record), "", arrays, False), arrays
 
 
 def write_record(path: str | Path, record: Mapping[str, Any],
@@ -296,8 +398,9 @@ def _restore(node: Any, arrays: Any) -> Any:
 
 
 def read_record(path: str | Path) -> dict[str, Any] | None:
-    """A complete record with its companion arrays put back, or None (with a warning) when
-    ``path`` is missing, not JSON (e.g. cut short), not a record (:data:`REQUIRED`), or its
+    """A complete record, in today's format (:func:`migrate`), with its companion arrays put
+    back; None (with a warning) when ``path`` is missing, not JSON (e.g. cut short), not a
+    record (:data:`REQUIRED`), or its
     companion ``.npz`` is missing or does not hold what the record names. Never executes
     anything (``json``, ``np.load(allow_pickle=False)``)."""
     path = Path(path)
@@ -314,6 +417,7 @@ def read_record(path: str | Path) -> dict[str, Any] | None:
         log.warning("%s is not a complete record (missing %s): ignored", path,
                     missing or ["test metrics"])
         return None
+    record = migrate(record)
     if NPZ not in json.dumps(record):
         return record
     try:
@@ -382,3 +486,62 @@ def save_run_record(run_dir: str | Path, metrics: Mapping[str, Any] | None = Non
     write_record(path, record, arrays)
     log.info("wrote the run's record %s", path)
     return path
+
+
+def migrate_files(root: str | Path) -> dict[str, list[Path]]:
+    """Rewrite every record below ``root`` (:func:`find_records`) in today's format
+    (:func:`migrate`; the companion ``.npz`` is left as it is). Returns the paths
+    ``rewritten``, those whose ``config_hash`` was ``fixed``, and the ``unreadable`` ones (not
+    JSON, or not a record: left alone).
+
+    Raises:
+        RecordError: if a migrated ``config`` hashes otherwise than the stored one did (the
+            file is then not written).
+    """
+    out: dict[str, list[Path]] = {"rewritten": [], "fixed": [], "unreadable": []}
+    for path in find_records(root):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            out["unreadable"].append(path)
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+            out["unreadable"].append(path)
+            continue
+        new = migrate(record)
+        if new == record:
+            continue
+        if config_hash(new["config"]) != config_hash(record["config"]):
+            raise RecordError(f"{path}: its config would hash otherwise after the migration")
+        atomic_write_json(path, new)
+        out["rewritten"].append(path)
+        if "migrated" in new and "migrated" not in record:
+            out["fixed"].append(path)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m midl.runs.records --migrate ROOT...``: :func:`migrate_files` on each root
+    (e.g. ``results/runs`` after copying records written by older code); prints the counts
+    and names unreadable records. Exit status 1 if any record is unreadable."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m midl.runs.records",
+                                     description=main.__doc__)
+    parser.add_argument("--migrate", nargs="+", metavar="ROOT", required=True,
+                        help="records folders to rewrite in today's record format")
+    args = parser.parse_args(argv)
+    unreadable = 0
+    for root in args.migrate:
+        result = migrate_files(root)
+        print(f"{root}: {len(result['rewritten'])} records rewritten in format {RECORD_FORMAT}, "
+              f"{len(result['fixed'])} config hashes fixed, {len(result['unreadable'])} "
+              "unreadable")
+        for path in result["unreadable"]:
+            print(f"  unreadable (not a record): {path}")
+        unreadable += len(result["unreadable"])
+    return 1 if unreadable else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
