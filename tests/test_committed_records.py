@@ -188,3 +188,27 @@ def test_an_unreadable_file_that_names_no_cell_is_no_run(tmp_path, name):
     (tmp_path / "cpu" / "grid_x").mkdir(parents=True)
     (tmp_path / "cpu" / "grid_x" / name).write_text("{")
     assert collect_runs([tmp_path]) == []
+
+
+def test_a_cell_names_the_counted_runs_that_lack_its_result():
+    """The clean CIFAR-10 runs of seeds 0-3 were recorded before the final weights were
+    tested (no test_last; their checkpoints are not kept): a final-weights cell says so
+    instead of showing seed 4 alone as if it were the whole cell."""
+    from midl.reporting.columns import ACC, ACC_LAST
+    from midl.reporting.render import ours_text
+    from midl.reporting.tables import Column, Row, TableSpec
+
+    spec = TableSpec("t", "clean CIFAR-10, best and final", None,
+                     rows=(Row("midl", "cifar10_cnn", "midl", None),),
+                     columns=(Column("acc", "Accuracy", "%", None, ACC),
+                              Column("acc_last", "Accuracy, final", "%", None, ACC_LAST)))
+    runs = collect_runs([ROOT / "cpu" / "grid_cifar10_cnn"])
+    result = build_table(spec, runs, [0, 1, 2, 3, 4], "cpu", PAPER)
+    best, final = result.cells[("midl", "acc")], result.cells[("midl", "acc_last")]
+    assert best.n == 5 and not best.lacking
+    assert final.n == 1 and final.seeds == [4]
+    assert final.lacking == [(0, "test_last"), (1, "test_last"), (2, "test_last"),
+                             (3, "test_last")]
+    assert ours_text(final, 1).endswith("(n=1; seeds 0,1,2,3 lack test_last)")
+    final.values, final.seeds = [], []
+    assert ours_text(final, 1) == "missing (n=0; seeds 0,1,2,3 lack test_last)"

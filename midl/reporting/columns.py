@@ -55,6 +55,13 @@ class Extractor:
     fn: Callable[[Run], float | None]
     needs: str | None = None
     optional: tuple[str, ...] = ()
+    source: str | None = None  # the record section the value comes from, when one may lack it
+
+    def lacks(self, run: Run) -> str | None:
+        """The record section (``optional`` or ``source``) whose absence leaves this value
+        missing for ``run``, or None: the table names such runs in the cell."""
+        sections = (*self.optional, *((self.source,) if self.source else ()))
+        return next((s for s in sections if s not in run.record), None)
 
     def __call__(self, run: Run) -> float | None:
         if any(section not in run.record for section in self.optional):
@@ -141,7 +148,7 @@ def _acc_last(run: Run) -> float | None:
 
 
 ACC = test_metric("acc", 100)
-ACC_LAST = Extractor("acc_last", _acc_last)
+ACC_LAST = Extractor("acc_last", _acc_last, source="test_last")
 F1 = test_metric("f1", 100)
 ANR = test_metric("anr", 100)
 ANR_TAU = test_metric("anr_tau", 100)

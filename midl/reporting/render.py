@@ -48,6 +48,9 @@ class CellResult:
     paper_std: float | None
     note: str = ""
     na: str | None = None  # ours is not measurable here (e.g. "n/a (no GPU)")
+    # (seed, record section) of counted runs that lack the value (e.g. test_last of runs
+    # recorded before the final weights were tested): named in the cell, never dropped silently
+    lacking: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -178,6 +181,8 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                 if value is None:
                     if extractor.needs is not None and not has_analysis(run, extractor.needs):
                         missing_analyses.append(f"{extractor.needs}: {shown(run.path)}")
+                    elif (section := extractor.lacks(run)) is not None:
+                        result.lacking.append((seed, section))
                     continue
                 result.values.append(value)
                 result.seeds.append(seed)
@@ -196,13 +201,19 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
 
 
 def ours_text(cell: CellResult, digits: int) -> str:
-    """``mean ± std (n=k)``, ``mean (n=1)``, ``missing (n=0)`` or the cell's n/a text."""
+    """``mean ± std (n=k)``, ``mean (n=1)``, ``missing (n=0)`` or the cell's n/a text;
+    counted runs that lack the value are named (``(n=1; seeds 0,1,2,3 lack test_last)``)."""
     if cell.na is not None:
         return cell.na
+    lacking = ""
+    if cell.lacking:
+        sections = sorted({section for _, section in cell.lacking})
+        seeds = ",".join(str(seed) for seed, _ in cell.lacking)
+        lacking = f"; seeds {seeds} lack {', '.join(sections)}"
     if cell.n == 0:
-        return "missing (n=0)"
+        return f"missing (n=0{lacking})"
     std = f" ± {fmt(cell.std, digits)}" if cell.std is not None else ""
-    return f"{fmt(cell.mean, digits)}{std} (n={cell.n})"
+    return f"{fmt(cell.mean, digits)}{std} (n={cell.n}{lacking})"
 
 
 def paper_text(cell: CellResult, digits: int) -> str:
