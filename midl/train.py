@@ -6,7 +6,6 @@ Usage (after ``make install``; works from any working directory)::
     python -m midl.train +experiment=cifar10_ablation      # the main job (Table 4's MID-L)
     python -m midl.train +experiment=mnist_mlp block=dropout trainer.max_epochs=1
     python -m midl.train -m +experiment=mnist_mlp seed=0,1,2,3,4   # a seed sweep
-    python -m midl.train -m hydra/launcher=local_parallel ...   # sweep jobs in parallel (joblib)
 
 Each run writes into its output directory (``outputs/<task_name>/runs/<overrides>/`` or, in a
 sweep, ``outputs/<task_name>/multirun/<overrides>/``; ``configs/hydra/default.yaml``; the two
@@ -29,8 +28,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-# Nothing imported at module level loads torch or Lightning: `--help` and a config error
-# answer once Hydra has composed the config; the training stack is imported inside train().
+# No module-level import loads torch or Lightning: `--help` and config errors answer at once.
 from midl.config import register_resolvers, validate
 from midl.extras import best_validation, objective, quiet_console, start_run, test_metrics
 from midl.factory import build, cheap_cuda_checks, set_num_threads
