@@ -48,7 +48,7 @@ clean: ## Remove run outputs and caches (keeps .venv)
 # models per hour than one job on all cores (make bench: fast path section). ARGS naming a
 # hydra/launcher (e.g. submitit_slurm) replaces this; PARALLEL= runs the jobs one at a time.
 SCALE ?= smoke
-NPROC := $(shell nproc 2>/dev/null || echo 1)
+NPROC := $(shell env -u OMP_NUM_THREADS nproc 2>/dev/null || echo 1)  # cores, not the thread setting
 PARALLEL ?= $(if $(findstring hydra/launcher,$(ARGS)),,hydra/launcher=local_parallel \
 	hydra.launcher.n_jobs=$(NPROC) num_threads=1)
 OUTPUTS ?= $(or $(MIDL_OUTPUT_DIR),outputs)
