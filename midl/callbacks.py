@@ -303,8 +303,7 @@ class NoiseMemorization(pl.Callback):
         from midl.metrics.memorization import memorization, predict
 
         data = trainer.datamodule
-        mask = getattr(data, "noise_mask", None)
-        if mask is None or getattr(data, "train_set", None) is None:
+        if getattr(data, "noise_mask", None) is None or getattr(data, "train_set", None) is None:
             return None
         was_training = pl_module.training
         pl_module.eval()
@@ -315,8 +314,7 @@ class NoiseMemorization(pl.Callback):
                     transform=lambda x: data.transform(x.to(pl_module.device), train=False))
         finally:
             pl_module.train(was_training)
-        return memorization(predictions, data.train_set.y.cpu(),
-                            data.clean_train_labels.cpu(), mask.cpu())
+        return memorization(predictions, data.train_set.y.cpu(), data.clean_train_labels.cpu())
 
     def on_validation_epoch_end(self, trainer: pl.Trainer,
                                 pl_module: pl.LightningModule) -> None:

@@ -53,7 +53,7 @@ class EncoderLayer(nn.Module):
         x = x + self.dropout(attended)
         real = ~pad
         update = torch.zeros_like(x)
-        update[real] = self.block(self.norm2(x)[real]).to(x.dtype)  # real tokens only
+        update[real] = self.block(self.norm2(x[real])).to(x.dtype)  # real tokens only
         return x + update
 
 

@@ -284,8 +284,10 @@ class MIDLayer(nn.Module):
                              f"got {tuple(x.shape)}")
         if (self.fused and self._fusable()
                 and not torch.is_autocast_enabled(x.device.type)):  # fp32 gate: reference path
-            return self.phi(self._forward_fused(x))
-        return self.phi(self._forward_reference(x))
+            y = self._forward_fused(x)
+        else:
+            y = self._forward_reference(x)
+        return y if self.activation is None else self.phi(y)  # no call for Appendix A's form
 
     def _forward_reference(self, x: Tensor) -> Tensor:
         """The paper's formula term by term: five separate Linear calls."""

@@ -16,15 +16,15 @@ import torch
 from torch import Tensor
 
 
-def memorization(predictions: Tensor, noisy_labels: Tensor, clean_labels: Tensor,
-                 flipped: Tensor) -> dict[str, float | int]:
-    """Training accuracy split by whether the label was flipped.
+def memorization(predictions: Tensor, noisy_labels: Tensor, clean_labels: Tensor
+                 ) -> dict[str, float | int]:
+    """Training accuracy split by whether the label was flipped (``noisy != clean``: symmetric
+    noise never draws a label's own class, so that is exactly the flipped set).
 
     Args:
         predictions: (N,) int64 predicted classes of the training samples.
         noisy_labels: (N,) int64 labels the model was trained on.
         clean_labels: (N,) int64 labels before the noise.
-        flipped: (N,) bool, True where ``noisy_labels != clean_labels`` was drawn.
 
     Returns:
         ``memorized``: the fraction of flipped samples predicted as their *noisy* label
@@ -34,17 +34,14 @@ def memorization(predictions: Tensor, noisy_labels: Tensor, clean_labels: Tensor
         over zero samples is NaN.
 
     Raises:
-        ValueError: if the four tensors do not have the same length N, or ``flipped`` marks a
-            sample whose noisy and clean labels agree.
+        ValueError: if the three tensors do not have the same length N.
     """
     n = len(predictions)
-    if not len(noisy_labels) == len(clean_labels) == len(flipped) == n:
+    if not len(noisy_labels) == len(clean_labels) == n:
         raise ValueError(
             f"memorization needs tensors of one length N: predictions {n}, noisy_labels "
-            f"{len(noisy_labels)}, clean_labels {len(clean_labels)}, flipped {len(flipped)}")
-    flipped = flipped.bool()
-    if bool((noisy_labels[flipped] == clean_labels[flipped]).any()):
-        raise ValueError("flipped marks samples whose noisy label equals the clean one")
+            f"{len(noisy_labels)}, clean_labels {len(clean_labels)}")
+    flipped = noisy_labels != clean_labels
 
     def fraction(hits: Tensor) -> float:
         return float(hits.double().mean()) if len(hits) else float("nan")
