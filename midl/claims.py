@@ -30,8 +30,11 @@ percentage points):
 - effect: mean(a) - mean(b) (``difference``); the mean of a's values (``one_sample``,
   against 0); a / b (``ratio``): for a metric identical in every seed the ratio of the
   values, else the geometric mean of per-seed ratios, judged on logs (paired or Welch on
-  log values; latency: per-run medians, each run timed in its own session; interleaved
-  sessions, :mod:`midl.metrics.interleaved`, are written but not yet run). With
+  log values). CPU latency: where ``results/<scale>/latency_sessions.json`` (``make latency``,
+  :mod:`midl.timing`) times both arms of the claim's table in interleaved sessions, the
+  geometric mean of the per-session ratios of the arms' medians, one-sample t on their logs
+  over sessions (:mod:`midl.metrics.interleaved`); else the per-run medians, each run timed
+  in a session of its own. With
   ``relative_to`` (a second column), each arm's value of a seed is first its change from that
   column in the same seed (e.g. noise40 - clean), and the paper's number likewise; from
   committed summaries (no per-seed values) the change has a mean but no known spread;

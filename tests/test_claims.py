@@ -218,6 +218,31 @@ def test_latency_as_a_ratio_of_per_seed_medians():
     assert audit.margin_text(j) == "±10%"
 
 
+def test_latency_from_interleaved_sessions_replaces_the_per_run_medians():
+    spec = TABLES["table10"]
+    labels = [r.label for r in spec.rows]  # dropout, midl
+    blocked = {0: 0.30, 1: 0.31}  # per-run medians, timed blocked by arm: MID-L looks 2x
+    cells = {(labels[0], "latency_cpu"): Cell(values=blocked, paper=41.3),
+             (labels[1], "latency_cpu"): Cell(values={0: 0.60, 1: 0.63}, paper=27.1)}
+    c = claim(group="Table 10", table="table10", metric="latency_cpu", a="midl",
+              b=labels[0], effect="ratio", direction="lower", margin=0.1, margin_reason="r")
+    ratios = [1.01, 0.99, 1.0, 1.02, 0.98, 1.0]  # interleaved: the same cost, session by session
+    sessions = {"commit": {"hash": "a" * 40, "dirty": False}, "date": "2026-12-06",
+                "tables": {"table10": {
+                    "batch_size": 1, "models": ["dropout/seed=0", "midl/seed=0"],
+                    "sessions": [{"order": ["dropout/seed=0", "midl/seed=0"],
+                                  "median_ms": {"dropout/seed=0": 0.3,
+                                                "midl/seed=0": 0.3 * r}} for r in ratios]}}}
+    table = {"table10": TableCells(spec, "hand-made", cells)}
+    assert judge(c, table, "cpu").effect.estimate == pytest.approx(2.0, rel=0.02)
+    j = judge(c, table, "cpu", sessions)
+    assert j.effect.estimate == pytest.approx(stats.gmean(ratios))
+    assert j.effect.n_a == len(ratios) and j.verdict == "absent"
+    assert j.source.startswith("latency_sessions.json: 6 interleaved sessions x 1 seeds")
+    other = {"tables": {"table5": sessions["tables"]["table10"]}}  # not this claim's table
+    assert judge(c, table, "cpu", other).effect.estimate == pytest.approx(2.0, rel=0.02)
+
+
 # ------------------------------------------------------------------------------ statistics
 def test_paired_and_welch_match_scipy():
     rng = np.random.default_rng(0)

@@ -31,3 +31,31 @@ def test_ratio_of_per_session_medians_on_a_hand_made_pair():
     assert e.estimate == pytest.approx(stats.gmean(noisy))
     assert (e.low, e.high) == pytest.approx((np.exp(ci.low), np.exp(ci.high)))
     assert e.log and e.low < e.estimate < e.high
+
+
+def _record(medians: dict[str, list[float]]) -> dict:
+    """A sessions record from per-model medians (one per session)."""
+    n = len(next(iter(medians.values())))
+    return {"sessions": [{"order": list(medians), "median_ms": {m: v[i] for m, v in
+                                                                   medians.items()}}
+                         for i in range(n)]}
+
+
+def test_arm_ratios_average_seeds_within_each_session():
+    record = _record({"midl/seed=0": [2.0, 4.0], "midl/seed=1": [8.0, 8.0],
+                      "dropout/seed=0": [1.0, 1.0], "dropout/seed=1": [2.0, 8.0],
+                      "switch/seed=2": [1.0, 1.0]})
+    # session 0: ratios 2 and 4 -> geometric mean sqrt(8); session 1: 4 and 1 -> 2
+    assert interleaved.arm_ratios(record, "midl", "dropout") == pytest.approx([8 ** 0.5, 2.0])
+    with pytest.raises(KeyError, match="no seed timed for both"):
+        interleaved.arm_ratios(record, "midl", "switch")
+
+
+def test_load_sessions_reads_json_and_rejects_another_format(tmp_path):
+    path = tmp_path / interleaved.FILE
+    assert interleaved.load_sessions(path) is None
+    path.write_text('{"format": 1, "tables": {}}')
+    assert interleaved.load_sessions(path) == {"format": 1, "tables": {}}
+    path.write_text('{"format": 99}')
+    with pytest.raises(interleaved.SessionsError, match="format 99, expected 1"):
+        interleaved.load_sessions(path)

@@ -6,13 +6,17 @@ Each session times every model once (``warmup`` untimed passes, then ``repeats``
 :func:`midl.metrics.latency.measure_latency`); the order alternates between sessions (forward,
 then reversed), and ``sessions`` >= 5 per model. A run of all the arms' trained models (one
 per seed) in one analyses run passes ``{f"{arm}/seed={s}": model}``; the ratio of arm a to arm
-b is then taken per session and seed. Written for issue 28; not yet run on a quiet machine.
+b is then taken per session (:func:`arm_ratios`). ``python -m midl.timing`` runs the sessions
+of a table's models and writes them to ``results/<scale>/latency_sessions.json``
+(:data:`FILE`), which the claims audit reads (:func:`load_sessions`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +24,13 @@ import numpy as np
 from midl.reporting.effects import Effect, one_sample_effect
 
 MIN_SESSIONS = 5
+FILE = "latency_sessions.json"  # under results/<scale>/
+FORMAT = 1
+
+
+class SessionsError(RuntimeError):
+    """Sessions that cannot be run, written or read (unknown table, a file of another format,
+    an existing file without ``--force``)."""
 
 
 def session_orders(names: Sequence[str], sessions: int) -> list[list[str]]:
@@ -63,6 +74,46 @@ def session_ratios(record: Mapping[str, Any], a: str, b: str) -> list[float]:
         KeyError: if a session lacks either model.
     """
     return [s["median_ms"][a] / s["median_ms"][b] for s in record["sessions"]]
+
+
+def arm_ratios(record: Mapping[str, Any], a: str, b: str) -> list[float]:
+    """Per-session ratios of arm ``a`` to arm ``b`` in a record whose models are named
+    ``"<arm>/seed=<s>"``: in each session the geometric mean over the seeds both arms have of
+    median(a, seed) / median(b, seed). Sessions, not seeds, are the units of replication
+    (seeds with freshly initialised weights time the same architecture).
+
+    Raises:
+        KeyError: if the arms share no seed.
+    """
+    def seeds(arm: str) -> set[str]:
+        return {n.split("/", 1)[1] for n in record["sessions"][0]["median_ms"]
+                if n.split("/", 1)[0] == arm}
+
+    common = sorted(seeds(a) & seeds(b))
+    if not common:
+        raise KeyError(f"no seed timed for both {a!r} and {b!r}")
+    out = []
+    for session in record["sessions"]:
+        ms = session["median_ms"]
+        logs = [math.log(ms[f"{a}/{s}"] / ms[f"{b}/{s}"]) for s in common]
+        out.append(math.exp(sum(logs) / len(logs)))
+    return out
+
+
+def load_sessions(path: str | Path) -> dict[str, Any] | None:
+    """A sessions file written by ``python -m midl.timing`` (JSON: nothing in it runs), or
+    None where there is none.
+
+    Raises:
+        SessionsError: for a file of another format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if data.get("format") != FORMAT:
+        raise SessionsError(f"{path}: format {data.get('format')!r}, expected {FORMAT}")
+    return data
 
 
 def ratio_effect(ratios: Sequence[float]) -> Effect:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from midl.metrics.interleaved import FILE as SESSIONS_FILE
+from midl.metrics.interleaved import load_sessions
 from midl.reporting.claims.cells import (
     Cell,
     TableCells,
@@ -95,7 +97,8 @@ def audit(scale: str, run_dirs: Sequence[str | Path], out: Path,
     runs = collect_runs(dirs) if dirs else []
     names = list(dict.fromkeys([c.table for c in claims if c.table] + cifar10_tables()))
     tables = load_tables(names, runs, scale, out, paper)
-    judgements = [judge(c, tables, scale) for c in claims]
+    sessions = load_sessions(out / scale / SESSIONS_FILE)
+    judgements = [judge(c, tables, scale, sessions) for c in claims]
     adjust_for_multiplicity(judgements)
     header = header_lines(scale, tables, command)
     folder = out / scale

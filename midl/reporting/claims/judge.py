@@ -6,13 +6,15 @@ claim's margin, and the Benjamini-Hochberg q-values of the decisions over the di
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import yaml
 from scipy import stats
 
+from midl.metrics.interleaved import FILE, arm_ratios, ratio_effect
 from midl.reporting.claims.cells import Cell, TableCells, change_from
 from midl.reporting.claims.spec import (
     ANALYTIC,
@@ -35,6 +37,7 @@ from midl.reporting.effects import (
     welch_from_summary,
 )
 from midl.reporting.tables import Row, TableSpec
+from midl.runs.provenance import commit_text
 
 FDR = 0.05  # family-wise error rate of the headline (Holm) and the BH q-value's threshold
 
@@ -180,8 +183,18 @@ def _paired(spec: TableSpec, metric: str, ra: Row, rb: Row) -> bool:
     return ra.setting == rb.setting and noise(ra) == noise(rb)
 
 
-def judge(claim: Claim, tables: dict[str, TableCells], scale: str) -> Judgement:
-    """Apply the module docstring's statistics and rules to one claim."""
+def judge(claim: Claim, tables: dict[str, TableCells], scale: str,
+          sessions: Mapping[str, Any] | None = None) -> Judgement:
+    """Apply the module docstring's statistics and rules to one claim.
+
+    Args:
+        claim: the claim.
+        tables: the cells of every table the claims name (:func:`load_tables`).
+        scale: the scale judged.
+        sessions: the scale's interleaved latency sessions
+            (:func:`midl.metrics.interleaved.load_sessions`) or None; a CPU latency ratio
+            whose table and arms they hold is judged on them (:func:`_session_effect`).
+    """
     blocked = claim.not_testable
     if blocked and scale in (blocked.get("scales") or [scale]):
         return Judgement(claim, "not testable here", reason=str(blocked.get("reason", "")))
@@ -220,6 +233,11 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str) -> Judgement:
         paper, band = _paper_effect(claim, tables, spec)
     out = Judgement(claim, "no data", paper=paper, unit=unit, digits=digits, source=source,
                     metric=used, band=band)
+    interleaved = _session_effect(claim, sessions)
+    if interleaved is not None:
+        out.effect, out.source = interleaved
+        _decide(out)
+        return out
     cells = [c for c in (a, b) if c is not None]
     if any(c.na for c in cells):
         out.verdict, out.reason = "not testable here", next(c.na for c in cells if c.na)
@@ -231,6 +249,31 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str) -> Judgement:
     out.effect = _effect(claim, a, b, spec, used, ra, rb)
     _decide(out)
     return out
+
+
+def _session_effect(claim: Claim, sessions: Mapping[str, Any] | None
+                    ) -> tuple[Effect, str] | None:
+    """A CPU latency ratio from interleaved sessions: the geometric mean of the per-session
+    ratios of the arms' medians with its t-interval over sessions
+    (:func:`midl.metrics.interleaved.arm_ratios`, :func:`~midl.metrics.interleaved.ratio_effect`)
+    and its source; None unless ``sessions`` time both arms of the claim's table."""
+    if (sessions is None or claim.effect != "ratio" or claim.metric != "latency_cpu"
+            or claim.b is None):
+        return None
+    record = sessions.get("tables", {}).get(str(claim.table))
+    if record is None:
+        return None
+    spec = SPECS[str(claim.table)]
+    a, b = find_row(spec, str(claim.a)).block, find_row(spec, str(claim.b)).block
+    try:
+        ratios = arm_ratios(record, a, b)
+    except KeyError:
+        return None
+    n_seeds = len({m.split("/", 1)[1] for m in record["models"]})
+    source = (f"{FILE}: {len(ratios)} interleaved sessions x {n_seeds} seeds at batch "
+              f"{record['batch_size']} ({commit_text(sessions.get('commit'))}, "
+              f"{sessions.get('date')})")
+    return ratio_effect(ratios), source
 
 
 def _additive(j: Judgement, value: float | None) -> float | None:
