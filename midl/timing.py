@@ -13,10 +13,11 @@ The claims audit (:mod:`midl.reporting.claims.judge`) then judges each latency c
 per-session ratio of the arms' medians where this file has both arms, else on the per-run
 medians.
 
-The models are built from their run configs with freshly initialised weights (``seed``): their
-forward cost depends on the architecture and the batch, not on the weights' values (MID-L's
-top-k and both of its paths run whatever the scores; a Switch layer routes each sample to one
-expert whichever it is). Inputs are the first test images of the setting's data, transformed as
+The models are built from their run configs with freshly initialised weights (``seed``; the
+trained checkpoints are not kept): the work of a forward pass is set by the architecture and
+the batch (MID-L's top-k and both of its paths run whatever the scores; a Switch layer routes
+each sample to one expert whichever it is); effects of the values themselves (denormals, a
+Switch layer's load balance at batch 64) are not measured. Inputs are the first test images of the setting's data, transformed as
 the evaluation transforms them. Run it alone on the machine: other jobs on the cores shift
 every session.
 
