@@ -17,9 +17,9 @@ The models are built from their run configs with freshly initialised weights (``
 trained checkpoints are not kept): the work of a forward pass is set by the architecture and
 the batch (MID-L's top-k and both of its paths run whatever the scores; a Switch layer routes
 each sample to one expert whichever it is); effects of the values themselves (denormals, a
-Switch layer's load balance at batch 64) are not measured. Inputs are the first test images of the setting's data, transformed as
-the evaluation transforms them. Run it alone on the machine: other jobs on the cores shift
-every session.
+Switch layer's load balance at batch 64) are not measured. Inputs are the first test images of
+the setting's data, transformed as the evaluation transforms them. Run it alone on the
+machine: other jobs on the cores shift every session.
 
 Writes ``<out>/<scale>/latency_sessions.json`` atomically; an existing file is replaced only
 with ``--force``.
