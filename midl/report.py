@@ -283,10 +283,10 @@ def report_table12(runs: list[Run], scale: str, out: Path, force: bool,
         same = "yes" if ours == [str(paper[key])] else "no"
         rows.append((label, ", ".join(ours), str(paper[key]), same))
     groups: dict[tuple, set] = {}
-    for run in (r for r in runs if r.complete and r.key.scale == scale):
-        groups.setdefault((run.key.setting, run.key.block, run.key.noise, run.key.regime),
-                          set()).add(
-            run.key.seed)
+    for run in (r for r in runs if r.complete and r.key.scale == scale
+                and r.key.tuning != "search"):  # a search runs one selection seed
+        groups.setdefault((run.key.setting, run.key.block, run.key.noise, run.key.regime,
+                           run.key.tuning), set()).add(run.key.seed)
     counts = sorted({len(s) for s in groups.values()})
     expected = len(parse_seeds(settings["seeds"]))
     rows.append(("Runs per result (seeds)", f"{expected} expected; {counts} found",
@@ -373,7 +373,8 @@ def report_figures(runs: list[Run], scale: str, out: Path, force: bool,
     """
     folder = out / scale
     index = {(r.key.setting, r.key.block, r.key.noise, r.key.seed): r for r in runs
-             if r.key.scale == scale and r.complete and r.key.regime == "standard"}
+             if r.key.scale == scale and r.complete and r.key.regime == "standard"
+             and r.key.tuning == "none"}
     settings = list(dict.fromkeys(setting for panels in FIGURES.values()
                                   for _, setting, _, _ in panels))
     # the header describes the runs drawn: each setting's seed-0 MID-L run (Figures 3, 4)

@@ -220,6 +220,7 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)
     note: str = ""
     regime: str = "standard"    # configs/regime/: how the row's runs were trained
+    tuning: str = "none"        # configs/tuning/: the paper's hyperparameters or a winner's
 
 
 @dataclass(frozen=True)

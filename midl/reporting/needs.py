@@ -48,7 +48,7 @@ def needed(table: str, scale: str) -> list[tuple[str, RunKey]]:
                 continue  # measured by the CPU analysis' run only when on CUDA
             for seed in seeds[extractor.needs]:
                 out[(extractor.needs,
-                     RunKey(row.setting, row.block, noise, seed, scale, row.regime))] = None
+                     RunKey.of_row(row, noise, seed, scale))] = None
     return list(out)
 
 

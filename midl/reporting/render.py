@@ -135,7 +135,7 @@ def _expected_keys(spec: TableSpec, seeds: list[int], scale: str | None) -> list
             extractor, noise, _ = _cell_source(row, column)
             if extractor is not None:
                 for seed in seeds:  # every seed's training run, whatever the column
-                    keys[RunKey(row.setting, row.block, noise, seed, scale, row.regime)] = None
+                    keys[RunKey.of_row(row, noise, seed, scale)] = None
     return list(keys)
 
 
@@ -174,7 +174,7 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                 continue
             cell_seeds = analysis_seeds.get(extractor.needs, seeds)
             for seed in seeds:
-                run = index.get(RunKey(row.setting, row.block, noise, seed, scale, row.regime))
+                run = index.get(RunKey.of_row(row, noise, seed, scale))
                 if seed not in cell_seeds or run is None or not run.complete:
                     continue
                 value = extractor(run)
@@ -265,7 +265,8 @@ def bookkeeping(result: TableResult) -> list[str]:
     for key in result.missing:
         lines.append(f"- missing: setting={key.setting} block={key.block} "
                      f"label_noise={key.noise} seed={key.seed} scale={key.scale}"
-                     + (f" regime={key.regime}" if key.regime != "standard" else ""))
+                     + (f" regime={key.regime}" if key.regime != "standard" else "")
+                     + (f" tuning={key.tuning}" if key.tuning != "none" else ""))
     for item in result.missing_analyses:
         lines.append(f"- analysis missing: {item}")
     return lines

@@ -46,8 +46,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 @dataclass(frozen=True)
 class RunKey:
-    """What identifies a run inside a table: ``(setting, block, noise, seed, scale, regime)``
-    (``regime``: ``configs/regime/``; records made before regimes existed are ``standard``)."""
+    """What identifies a run inside a table: ``(setting, block, noise, seed, scale, regime,
+    tuning)`` (``regime``: ``configs/regime/``, ``tuning``: ``configs/tuning/``; records made
+    before they existed are ``standard`` and ``none``)."""
 
     setting: str
     block: str
@@ -55,6 +56,13 @@ class RunKey:
     seed: int
     scale: str | None
     regime: str = "standard"
+    tuning: str = "none"
+
+    @classmethod
+    def of_row(cls, row: Any, noise: float, seed: int, scale: str | None) -> RunKey:
+        """The key of a table row's run (a :class:`midl.reporting.columns.Row`) at one
+        label-noise rate, seed and scale."""
+        return cls(row.setting, row.block, noise, seed, scale, row.regime, row.tuning)
 
 
 @dataclass
@@ -161,7 +169,9 @@ def run_key(overrides: dict[str, str], choices: dict[str, Any]) -> RunKey | None
     noise = float(overrides.get("data.label_noise", 0.0))
     scale = choices.get("scale") or overrides.get("scale")
     regime = choices.get("regime") or overrides.get("regime") or "standard"
-    return RunKey(str(setting), str(block), noise, int(overrides["seed"]), scale, str(regime))
+    tuning = choices.get("tuning") or overrides.get("tuning") or "none"
+    return RunKey(str(setting), str(block), noise, int(overrides["seed"]), scale, str(regime),
+                  str(tuning))
 
 
 def read_run(path: Path) -> Run | None:
@@ -291,8 +301,9 @@ def table_overrides(key: RunKey) -> list[str]:
     """The command-line overrides of the table sweep job that produces ``key``'s run."""
     scale = [f"+scale={key.scale}"] if key.scale is not None else []
     regime = [f"regime={key.regime}"] if key.regime != "standard" else []
+    tuning = [f"tuning={key.tuning}"] if key.tuning != "none" else []
     return [f"+experiment/setting={key.setting}", *scale, f"block={key.block}",
-            f"data.label_noise={key.noise}", *regime, f"seed={key.seed}"]
+            f"data.label_noise={key.noise}", *regime, *tuning, f"seed={key.seed}"]
 
 
 @functools.lru_cache(maxsize=256)

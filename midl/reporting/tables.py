@@ -115,15 +115,25 @@ _REGIME_NOTE = ("Regimes (configs/regime/): `standard` is the tables' regime (au
                 "subsets 300 epochs with a 200-image validation slice. Best = the checkpoint of "
                 "best clean validation accuracy (`test`), final = the last epoch's weights "
                 "(`test_last`); memorized = the final weights' training accuracy on the flipped "
-                "labels, against their noisy label.")
+                "labels, against their noisy label. `tuned`: each arm's winner of an equal-"
+                "budget search over its knob (Dropout p, MID-L top_k) and the learning rate on "
+                "noisy validation labels (CIFAR-10 in the standard regime, MNIST in the memorize "
+                "regime; midl/tuning.py); its best checkpoint is chosen on noisy validation "
+                "labels too.")
 _ONLY_40 = Cell(None, na="not run (40% only)")
+
+
+TUNED_REGIMES = {"cifar10_cnn": "standard", "mnist_mlp": "memorize"}
+"""The regime of each equal-budget search setting (``configs/tuning/search_<setting>.yaml``)."""
 
 
 def _regime_rows(data: str, setting: str, paper_models: dict[str, str] | None
                  ) -> tuple[Row, ...]:
     """The label-noise rows of one setting in the regimes table: Dropout and MID-L in the
     standard and memorize regimes (20 and 40% noise), the parameter-matched Dropout block in
-    both (40% only) and the paper's other MID-L formulations (memorize, 40%, MNIST only)."""
+    both (40% only), each arm's equal-budget tuning winner (40% only, in the search's regime:
+    :data:`TUNED_REGIMES`) and the paper's other MID-L formulations (memorize, 40%, MNIST
+    only)."""
     only_40 = {key: _ONLY_40 for key in ("noise20", "noise20_last", "memorized20",
                                           "ece20_last")}
     rows = []
@@ -134,6 +144,10 @@ def _regime_rows(data: str, setting: str, paper_models: dict[str, str] | None
             rows.append(Row(f"{data} / {regime} / {block}", setting, block, match,
                             cells=only_40 if block == "dropout_wide" else {},
                             regime=regime))
+    for block in ("dropout", "midl"):
+        rows.append(Row(f"{data} / tuned / {block}", setting, block, None, cells=only_40,
+                        regime=TUNED_REGIMES[setting], tuning=f"{setting}_{block}",
+                        note="the winner of its equal-budget search (configs/tuning/)"))
     if data == "mnist":
         for block, note in (("midl_relu", "Section 4.3's phi = ReLU after the mix"),
                             ("midl_masked", "Appendix A's masked gradient estimator")):
