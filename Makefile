@@ -69,7 +69,7 @@ SWEEP_DIRS = $(OUTPUTS)/grid_*/multirun
 # committed run records (midl/runs/records.py): every finished run of a scale, read by the reports
 RECORDS ?= $(or $(MIDL_RECORDS_DIR),$(RESULTS)/runs)
 TABLE_TARGETS := table2 table3 table4 table5 table6 table7 table8 table9 table10 table11 \
-	table12 baselines figures regimes_noise regimes_lowdata
+	table12 baselines transformer figures regimes_noise regimes_lowdata
 .PHONY: tables svhn-fixture $(TABLE_TARGETS)
 
 # $(call paper_table,NAME): sweep -> analyses -> report
@@ -114,6 +114,8 @@ table12: install ## Table 12: hyperparameters from the resolved configs of the r
 	$(call paper_table,table12)
 baselines: install ## Extra table: every Section 5.3 baseline on MNIST and CIFAR-10
 	$(call paper_table,baselines)
+transformer: install ## Extra table: MID-L in a Transformer's feed-forward slot on IMDB (ffn, midl_ffn, switch, loramoe)
+	$(call paper_table,transformer)
 figures: install svhn-fixture ## Figures 3 (MI vs activation frequency) and 4 (t-SNE)
 	$(call paper_table,figures)
 

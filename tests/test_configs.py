@@ -24,7 +24,7 @@ def test_experiment_composes(compose_cfg, experiment):
     cfg = compose_cfg([f"+experiment={experiment}"])
     # single-run experiments name their folder; table sweeps take the name of their setting
     assert cfg.task_name == experiment or experiment.startswith(
-        ("table", "baselines", "figures", "regimes"))
+        ("table", "baselines", "figures", "regimes", "transformer"))
     # every group the experiment selects resolves to an importable target
     for group in ("data", "model", "block", "trainer"):
         target = cfg[group]._target_

@@ -83,3 +83,12 @@ def test_header_says_when_resumed_runs_count_only_their_last_process(tmp_path):
            "last process only" in text
     assert "2 resumed runs counted" in header(old_resumed, old_resumed)
     assert "resumed run" not in header(summed, fresh)
+
+
+def test_the_transformers_baseline_is_its_ffn():
+    from midl.reporting.targets import TargetCheck, baseline_block
+
+    assert baseline_block("imdb_transformer") == "ffn"
+    assert baseline_block("cifar10_cnn") == "dropout"
+    line = TargetCheck("imdb_transformer", 85.0, (), 5).line()
+    assert line.startswith("- Accuracy target (imdb_transformer, ffn baseline, test accuracy)")

@@ -359,6 +359,25 @@ TABLES: dict[str, TableSpec] = {
         notes=("Paper numbers: Table 8's, for the two models it reports; the paper lists "
                "Concrete Dropout, Dynamic ReLU, Switch and LoRAMoE (Section 5.3) but reports "
                "accuracy for none of them.",)),
+    "transformer": TableSpec(
+        "transformer", "Extra: MID-L in a Transformer's feed-forward slot (IMDB)", None,
+        rows=tuple(Row(b, "imdb_transformer", b, None)
+                   for b in ("ffn", "midl_ffn", "switch", "loramoe")),
+        columns=(Column("acc", "Accuracy", "%", None, ACC),
+                 Column("f1", "F1", "%", None, F1),
+                 Column("ece", "ECE (15 bins)", "%", None, ECE),
+                 Column("anr", "ANR (nonzero)", "%", None, ANR),
+                 Column("flops", "FLOPs dense (M)", "M", None, FLOPS, digits=2),
+                 Column("flops_cond", "FLOPs conditional (M)", "M", None, FLOPS_COND,
+                        digits=2),
+                 Column("latency_cpu", "CPU latency b=1 (ms)", "ms", None, latency(1),
+                        digits=2)),
+        notes=("The paper's open question (Limitations and Future Work (i): 'extending MID-L "
+               "to Transformer architectures'); it has no numbers here. A 2-layer pre-LN "
+               "Transformer (d = 128, 4 heads, 256 tokens; configs/model/transformer.yaml) "
+               "with the block in every layer's feed-forward slot: ffn = Linear(d, 4d) -> GELU "
+               "-> Linear(4d, d) with dropout; midl_ffn = MID-L whose F2 is that FFN; switch "
+               "and loramoe in the slot they were designed for.", CPU_MEM_NOTE)),
 }
 """Every table the report renders from runs (Table 12 and the figures are special cases in
 :mod:`midl.report`)."""
