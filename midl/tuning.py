@@ -157,10 +157,12 @@ def winner_yaml(setting: str, grid: Grid, best: Candidate, found: Sequence[Candi
 def select(runs: Sequence[Any], scale: str, out: Path = CONFIGS / "tuning",
            force: bool = False, command: str = "python -m midl.tuning"
            ) -> list[Path]:
-    """Write every arm's winner on every search setting (module docstring).
+    """Write each arm's winner on every search setting that has search runs (module
+    docstring); a setting none of whose search runs exist is left out.
 
     Raises:
-        TuningError: an incomplete search, or a winner file that exists without ``force``.
+        TuningError: an incomplete search, no search run at all, or a winner file that exists
+            without ``force``.
     """
     from midl.runs.io import atomic_write_text
 
@@ -170,9 +172,14 @@ def select(runs: Sequence[Any], scale: str, out: Path = CONFIGS / "tuning",
         found = candidates(runs, scale, grid)
         for search in grid.searches:
             setting = search.removeprefix(SEARCH_PREFIX)
-            best = winner(found.get(setting, []), grid, setting)
+            if setting not in found:
+                continue
+            best = winner(found[setting], grid, setting)
             planned[out / f"{setting}_{block}.yaml"] = winner_yaml(
                 setting, grid, best, found[setting], scale, command)
+    if not planned:
+        raise TuningError(f"no complete search run at scale {scale} (configs/experiment/"
+                          "regimes_search_*.yaml)")
     existing = [str(p) for p in planned if p.exists()]
     if existing and not force:
         raise TuningError(f"{', '.join(existing)} exist(s): pass --force to replace")

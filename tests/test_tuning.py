@@ -130,6 +130,12 @@ def test_winner_files_compose_to_the_chosen_configuration(tmp_path):
     with pytest.raises(tuning.TuningError, match="exist.*pass --force"):
         tuning.select(runs, "cpu", configs / "tuning", command="test")
     assert len(tuning.select(runs, "cpu", configs / "tuning", force=True)) == 4
+    mnist_only = [r for r in runs if r.key.setting == "mnist_mlp"]  # CIFAR-10 not searched
+    assert sorted(p.name for p in tuning.select(mnist_only, "cpu", configs / "tuning",
+                                                force=True)) == ["mnist_mlp_dropout.yaml",
+                                                                 "mnist_mlp_midl.yaml"]
+    with pytest.raises(tuning.TuningError, match="no complete search run at scale smoke"):
+        tuning.select(runs, "smoke", configs / "tuning")
 
 
 def test_the_regimes_table_has_a_tuned_row_per_arm_and_winner():
