@@ -123,7 +123,8 @@ def test_winner_files_compose_to_the_chosen_configuration(tmp_path):
             key = run_key({"tuning": name, "seed": "2", "data.label_noise": "0.4"},
                           dict(choices))
             assert key == RunKey(setting, block, 0.4, 2, "cpu", TUNED_REGIMES[setting], name)
-            assert f"tuning={name}" in table_overrides(key)
+            assert table_overrides(key) == ["+scale=cpu", "data.label_noise=0.4",
+                                            f"tuning={name}", "seed=2"]
         mnist_midl = compose("train", overrides=["tuning=mnist_mlp_midl", "+scale=cpu"])
         assert (mnist_midl.block.top_k, mnist_midl.optimizer.lr) == (0.75, 3e-4)
     GlobalHydra.instance().clear()

@@ -300,10 +300,12 @@ def collect_runs(sweep_dirs: list[str | Path]) -> list[Run]:
 def table_overrides(key: RunKey) -> list[str]:
     """The command-line overrides of the table sweep job that produces ``key``'s run."""
     scale = [f"+scale={key.scale}"] if key.scale is not None else []
+    if key.tuning != "none":  # a tuning choice names its setting, block and regime itself
+        return [*scale, f"data.label_noise={key.noise}", f"tuning={key.tuning}",
+                f"seed={key.seed}"]
     regime = [f"regime={key.regime}"] if key.regime != "standard" else []
-    tuning = [f"tuning={key.tuning}"] if key.tuning != "none" else []
     return [f"+experiment/setting={key.setting}", *scale, f"block={key.block}",
-            f"data.label_noise={key.noise}", *regime, *tuning, f"seed={key.seed}"]
+            f"data.label_noise={key.noise}", *regime, f"seed={key.seed}"]
 
 
 @functools.lru_cache(maxsize=256)
