@@ -138,10 +138,10 @@ def winner_yaml(setting: str, grid: Grid, best: Candidate, found: Sequence[Candi
         f"# tuning={setting}_{grid.block}: the winner of {grid.block}'s equal-budget search on "
         f"{setting}",
         f"# ({best.regime} regime, {grid.noise:.0%} label noise, selection seed {grid.seed}, "
-        f"scale {scale}), chosen by",
-        f"# `{command}` on {datetime.now(UTC):%Y-%m-%d} (midl/tuning.py: the highest best "
-        "noisy val/acc;",
-        "# the test set is never read). Candidates, best noisy val/acc %:",
+        f"scale {scale}),",
+        f"# chosen by `{command}` on {datetime.now(UTC):%Y-%m-%d}",
+        "# (midl/tuning.py: the highest best noisy val/acc; the test set is never read).",
+        "# Candidates, best noisy val/acc %:",
     ]
     for c in sorted(found, key=lambda c: (c.value, c.lr)):
         mark = "  <- chosen" if c == best else ""
@@ -189,7 +189,6 @@ def select(runs: Sequence[Any], scale: str, out: Path = CONFIGS / "tuning",
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line (module docstring); exit 2 for bad input."""
     from midl.reporting.runs import collect_runs
-    from midl.runs.provenance import typed_command
 
     parser = argparse.ArgumentParser(prog="python -m midl.tuning", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -202,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     folders = args.runs or [f"results/runs/{args.scale}"]
     try:
         runs = collect_runs([f for f in folders if Path(f).is_dir()])
-        written = select(runs, args.scale, Path(args.out), args.force, typed_command())
+        written = select(runs, args.scale, Path(args.out), args.force,
+                         f"python -m midl.tuning --scale {args.scale}")  # no machine paths
     except TuningError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
