@@ -160,11 +160,12 @@ claims: install ## Claims audit: results/$(SCALE)/claims.{md,csv,png} and result
 		--runs $(SWEEP_DIRS) $(RECORDS)/$(SCALE) --readme $(RESULTS)/README.md
 	$(PY) -m midl.reporting.regimes --scale $(SCALE) --out $(RESULTS) --force
 
-# Interleaved latency sessions (midl.timing): every model of Tables 5 and 10 at the scale's
-# efficiency seeds, timed ABAB in one process -> results/$(SCALE)/latency_sessions.json, which
-# the claims audit's CPU latency ratios read. Run it alone on the machine; then make claims.
+# Interleaved latency sessions (midl.timing): every model of Tables 5 and 10 and the Transformer
+# table at the scale's efficiency seeds, timed ABAB in one process ->
+# results/$(SCALE)/latency_sessions.json, which the claims audit's CPU latency ratios read. Run
+# it alone on the machine; then make claims.
 .PHONY: latency
-latency: install ## Interleaved latency sessions of Tables 5 and 10 (alone on the machine), then the claims
+latency: install ## Interleaved latency sessions of Tables 5, 10 and the Transformer (alone on the machine), then the claims
 	$(TABLE_ENV) $(PY) -m midl.timing --scale $(SCALE) --out $(RESULTS) --force
 	$(MAKE) claims SCALE=$(SCALE)
 

@@ -1,12 +1,14 @@
 """Interleaved latency sessions of a table's models: the claims audit's latency ratios.
 
-    python -m midl.timing --scale cpu [--tables table5 table10] [--sessions 10] [--force]
+    python -m midl.timing --scale cpu [--tables table5 table10 transformer] [--sessions 10]
+                          [--force]
     make latency SCALE=cpu
 
 Per-run latency analyses (``midl.evaluate analysis=[latency]``) time each trained model in a
 session of its own, Dropout's seeds first and then MID-L's, so drift of a shared machine is
-confounded with the arm. Here every model of a table (each row's block at each of the scale's
-efficiency seeds) is timed in one process, in alternating order across sessions (ABAB:
+confounded with the arm. Here every model of a table (Tables 5 and 10, the Transformer table;
+each row's block at each of the scale's efficiency seeds) is timed in one process, in
+alternating order across sessions (ABAB:
 :func:`midl.metrics.interleaved.session_orders`), at the batch size of the table's latency
 column, with the warm-up, repeats and thread count of ``configs/evaluate.yaml``'s ``latency``.
 The claims audit (:mod:`midl.reporting.claims.judge`) then judges each latency claim on the
@@ -36,7 +38,7 @@ from typing import Any
 
 from midl.metrics.interleaved import FILE, FORMAT, SessionsError
 
-BATCH_SIZES = {"table5": 64, "table10": 1}  # the batch of each table's latency_cpu column
+BATCH_SIZES = {"table5": 64, "table10": 1, "transformer": 1}  # each table's latency_cpu batch
 
 
 def table_models(table: str, scale: str, seeds: Sequence[int],
