@@ -23,8 +23,9 @@ Switch layer's load balance at batch 64) are not measured. Inputs are the first 
 the setting's data, transformed as the evaluation transforms them. Run it alone on the
 machine: other jobs on the cores shift every session.
 
-Writes ``<out>/<scale>/latency_sessions.json`` atomically; an existing file is replaced only
-with ``--force``.
+Writes ``<out>/<scale>/latency_sessions.json`` atomically, each table's sessions with their own
+provenance; an existing file is replaced only with ``--force``, or with ``--update`` only the
+given tables' sessions.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def latency_settings() -> dict[str, Any]:
 
 def measure(scale: str, tables: Sequence[str], sessions: int,
             overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Every table's interleaved sessions at ``scale`` (its ``efficiency_seeds``), with the
-    provenance a result carries (command, commit, hardware, date)."""
+    """Every table's interleaved sessions at ``scale`` (its ``efficiency_seeds``), each with
+    the provenance a result carries (command, commit, hardware, date, timing settings)."""
     import torch
 
     from midl.reporting.scales import analysis_seeds, parse_seeds, scale_settings
@@ -134,23 +135,23 @@ def measure(scale: str, tables: Sequence[str], sessions: int,
     seeds = analysis_seeds(settings).get("efficiency") or parse_seeds(settings["seeds"])
     latency = latency_settings()
     threads = latency.get("num_threads")
-    out: dict[str, Any] = {
-        "format": FORMAT, "scale": scale, "command": typed_command(),
-        "commit": git_commit(), "hardware": hardware(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "warmup": latency["warmup"], "repeats": latency["repeats"],
-        "num_threads": threads if threads is not None else torch.get_num_threads(),
-        "seeds": list(seeds), "weights": "freshly initialised per seed", "tables": {}}
+    out: dict[str, Any] = {"format": FORMAT, "scale": scale, "tables": {}}
     for table in tables:
         models = table_models(table, scale, seeds, overrides)
         record = run_sessions(models, sessions, latency["warmup"], latency["repeats"], threads)
-        out["tables"][table] = {"batch_size": BATCH_SIZES[table], "models": list(models),
-                                **record}
+        out["tables"][table] = {
+            "command": typed_command(), "commit": git_commit(), "hardware": hardware(),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            "warmup": latency["warmup"], "repeats": latency["repeats"],
+            "num_threads": threads if threads is not None else torch.get_num_threads(),
+            "seeds": list(seeds), "weights": "freshly initialised per seed",
+            "batch_size": BATCH_SIZES[table], "models": list(models), **record}
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line (module docstring); exit 2 for bad input."""
+    from midl.metrics.interleaved import load_sessions
     from midl.runs.io import atomic_write_json
 
     parser = argparse.ArgumentParser(prog="python -m midl.timing", description=__doc__,
@@ -160,17 +161,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         choices=sorted(BATCH_SIZES))
     parser.add_argument("--sessions", type=int, default=10, help="sessions per model (>= 5)")
     parser.add_argument("--out", default="results", help="results root (default results)")
-    parser.add_argument("--force", action="store_true", help="replace an existing file")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--force", action="store_true", help="replace an existing file")
+    how.add_argument("--update", action="store_true",
+                     help="replace only the given tables' sessions of an existing file")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides of every model")
     args = parser.parse_args(argv)
     path = Path(args.out) / args.scale / FILE
     try:
-        if path.exists() and not args.force:
-            raise SessionsError(f"{path} exists: pass --force to replace it")
+        if path.exists() and not (args.force or args.update):
+            raise SessionsError(f"{path} exists: pass --force to replace it or --update to "
+                                "replace the given tables' sessions")
+        kept = (load_sessions(path) or {}).get("tables", {}) if args.update else {}
         result = measure(args.scale, args.tables, args.sessions, args.overrides)
     except (SessionsError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    result["tables"] = {**kept, **result["tables"]}
     atomic_write_json(path, result)
     print(f"wrote {path}")
     return 0

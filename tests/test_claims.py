@@ -227,8 +227,8 @@ def test_latency_from_interleaved_sessions_replaces_the_per_run_medians():
     c = claim(group="Table 10", table="table10", metric="latency_cpu", a="midl",
               b=labels[0], effect="ratio", direction="lower", margin=0.1, margin_reason="r")
     ratios = [1.01, 0.99, 1.0, 1.02, 0.98, 1.0]  # interleaved: the same cost, session by session
-    sessions = {"commit": {"hash": "a" * 40, "dirty": False}, "date": "2026-12-06",
-                "tables": {"table10": {
+    sessions = {"tables": {"table10": {
+                    "commit": {"hash": "a" * 40, "dirty": False}, "date": "2026-12-06",
                     "batch_size": 1, "models": ["dropout/seed=0", "midl/seed=0"],
                     "sessions": [{"order": ["dropout/seed=0", "midl/seed=0"],
                                   "median_ms": {"dropout/seed=0": 0.3,

@@ -54,8 +54,8 @@ def test_arm_ratios_average_seeds_within_each_session():
 def test_load_sessions_reads_json_and_rejects_another_format(tmp_path):
     path = tmp_path / interleaved.FILE
     assert interleaved.load_sessions(path) is None
-    path.write_text('{"format": 1, "tables": {}}')
-    assert interleaved.load_sessions(path) == {"format": 1, "tables": {}}
+    path.write_text('{"format": 2, "tables": {}}')
+    assert interleaved.load_sessions(path) == {"format": 2, "tables": {}}
     path.write_text('{"format": 99}')
-    with pytest.raises(interleaved.SessionsError, match="format 99, expected 1"):
+    with pytest.raises(interleaved.SessionsError, match="format 99, expected 2"):
         interleaved.load_sessions(path)

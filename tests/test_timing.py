@@ -37,8 +37,16 @@ def test_sessions_of_table10_on_real_images(tmp_path, monkeypatch, capsys):
         + [["dropout/seed=0", "midl/seed=0"]]
     ratios = interleaved.arm_ratios(table, "midl", "dropout")
     assert len(ratios) == 5 and all(0.2 < r < 5 for r in ratios)
-    assert record["hardware"]["cpu_count"] and record["commit"]["hash"] is not None
+    assert table["hardware"]["cpu_count"] and table["commit"]["hash"] is not None
     assert str(tmp_path) not in json.dumps(record)  # no path of this machine in the result
     assert timing.main(["--scale", "smoke", "--tables", "table10", "--out",
                         str(tmp_path)]) == 2  # exists: refused without --force
     assert "pass --force" in capsys.readouterr().err
+    # --update replaces the given tables' sessions and keeps the others
+    record["tables"]["table5"] = {"kept": True}
+    path.write_text(json.dumps(record))
+    assert timing.main(["--scale", "smoke", "--tables", "table10", "--sessions", "5",
+                        "--out", str(tmp_path), "--update"]) == 0
+    updated = interleaved.load_sessions(path)["tables"]
+    assert updated["table5"] == {"kept": True}
+    assert updated["table10"]["sessions"] != table["sessions"]

@@ -25,7 +25,7 @@ from midl.reporting.effects import Effect, one_sample_effect
 
 MIN_SESSIONS = 5
 FILE = "latency_sessions.json"  # under results/<scale>/
-FORMAT = 1
+FORMAT = 2  # 2: provenance per table (1: one for the file)
 
 
 class SessionsError(RuntimeError):

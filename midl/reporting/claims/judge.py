@@ -271,8 +271,8 @@ def _session_effect(claim: Claim, sessions: Mapping[str, Any] | None
         return None
     n_seeds = len({m.split("/", 1)[1] for m in record["models"]})
     source = (f"{FILE}: {len(ratios)} interleaved sessions x {n_seeds} seeds at batch "
-              f"{record['batch_size']} ({commit_text(sessions.get('commit'))}, "
-              f"{sessions.get('date')})")
+              f"{record['batch_size']} ({commit_text(record.get('commit'))}, "
+              f"{record.get('date')})")
     return ratio_effect(ratios), source
 
 
