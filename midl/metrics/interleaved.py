@@ -4,9 +4,9 @@ their per-session medians (the claims audit's latency ratio, :mod:`midl.claims`)
 
 Each session times every model once (``warmup`` untimed passes, then ``repeats`` timed ones,
 :func:`midl.metrics.latency.measure_latency`); the order alternates between sessions (forward,
-then reversed), and ``sessions`` >= 5 per model. A run of all the arms' trained models (one
-per seed) in one analyses run passes ``{f"{arm}/seed={s}": model}``; the ratio of arm a to arm
-b is then taken per session (:func:`arm_ratios`). ``python -m midl.timing`` runs the sessions
+then reversed), and ``sessions`` >= 5 per model. A table's models, one per arm and seed, are
+named ``f"{arm}/seed={s}"``; the ratio of arm a to arm b is then taken per session
+(:func:`arm_ratios`). ``python -m midl.timing`` runs the sessions
 of a table's models and writes them to ``results/<scale>/latency_sessions.json``
 (:data:`FILE`), which the claims audit reads (:func:`load_sessions`).
 """
