@@ -11,9 +11,9 @@ robustness at 20 and 40%, low data, calibration under noise) and dataset, the ef
 minus the compared arm with its 95% interval and verdict in each regime (the standard
 regime's best checkpoint and final weights, the memorize regime's, each arm's equal-budget
 tuning winner's, the parameter-matched baseline's, low data trained to convergence), beside
-each arm's memorized fraction. Nothing
-is computed here that the claims audit did not compute: this page only arranges its rows
-(:data:`LAYOUT` names which claim fills which cell), so a verdict reads the same on both pages.
+each arm's memorized fraction. Nothing is computed here that the claims audit did not
+compute: this page only arranges its rows (:data:`LAYOUT` names which claim fills which cell),
+so a verdict reads the same on both pages.
 """
 
 from __future__ import annotations
