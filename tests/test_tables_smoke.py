@@ -25,12 +25,13 @@ from midl.reporting.tables import REGIME_TABLES, TABLES
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("MIDL_DATA_DIR", ROOT.parent / "shared" / "data"))
 TABLE_FILES = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml")
-                     if p.stem.startswith("table") or p.stem in ("figures", "baselines"))
+                     if p.stem.startswith("table")
+                     or p.stem in ("figures", "baselines", "transformer"))
 SCALES = sorted(p.stem for p in (CONFIG_DIR / "scale").glob("*.yaml"))
 
 
 def test_every_table_has_a_sweep_file_and_a_make_target():
-    expected = [f"table{i}" for i in range(2, 13)] + ["baselines", "figures"]
+    expected = [f"table{i}" for i in range(2, 13)] + ["baselines", "figures", "transformer"]
     assert sorted(TABLE_FILES) == sorted(expected)
     # the regimes tables: several sweeps (configs/experiment/regimes_*.yaml), one make target
     assert set(TABLES) | {"table12", "figures"} == set(expected) | set(REGIME_TABLES)
