@@ -63,12 +63,12 @@ class Grid:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One search run: its knob value, learning rate and best noisy val/acc (a fraction)."""
+    """One search run: its knob value, learning rate, best noisy val/acc (a fraction) and the
+    regime it trained in."""
 
     value: float
     lr: float
     score: float
-    epoch: str
     regime: str
 
 
@@ -104,10 +104,9 @@ def candidates(runs: Sequence[Any], scale: str, grid: Grid
                 and key.noise == grid.noise):
             continue
         config = run.record["config"]
-        ckpt = str(run.record.get("tested_checkpoint") or "")
         out.setdefault(key.setting, []).append(Candidate(
             float(config["block"][grid.knob]), float(config["optimizer"]["lr"]),
-            float(run.record["best_val"]["val/acc"]), ckpt, key.regime))
+            float(run.record["best_val"]["val/acc"]), key.regime))
     return out
 
 

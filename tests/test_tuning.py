@@ -22,7 +22,7 @@ def _run(setting: str, block: str, value: float, lr: float, score: float,
          regime: str = "memorize", seed: int = 100, complete: bool = True) -> Run:
     key = RunKey(setting, block, 0.4, seed, "cpu", regime, f"search_{setting}")
     record = {"config": {"block": {tuning.KNOBS[block]: value}, "optimizer": {"lr": lr}},
-              "best_val": {"val/acc": score}, "tested_checkpoint": "epoch_003.ckpt"}
+              "best_val": {"val/acc": score}}
     return Run(Path(f"/r/{block}{value}{lr}.json"), key,
                "complete" if complete else "incomplete", record)
 
@@ -73,7 +73,8 @@ def test_the_winner_is_the_best_noisy_val_acc_and_ties_take_the_smaller_lr_then_
     grid = tuning.search_grid("midl")
     runs = _search("mnist_mlp", "memorize", {"midl": _full("midl", (0.75, 1e-3))})
     found = tuning.candidates(runs, "cpu", grid)["mnist_mlp"]
-    assert (tuning.winner(found, grid, "mnist_mlp").value, ) == (0.75,)
+    best = tuning.winner(found, grid, "mnist_mlp")
+    assert (best.value, best.lr) == (0.75, 1e-3)
     tied = tuning.candidates(_search("mnist_mlp", "memorize", {"midl": {
         c: 0.8 for c in grid.configurations()}}), "cpu", grid)["mnist_mlp"]
     best = tuning.winner(tied, grid, "mnist_mlp")
