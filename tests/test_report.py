@@ -296,3 +296,21 @@ def test_header_shows_only_the_tables_own_scale_settings():
     assert "targets" not in low and "lstm_hidden_dim" not in low
     assert report.shown_settings(settings, None) == {k: v for k, v in settings.items()
                                                     if k != "name"}
+
+
+def test_a_copied_tree_without_git_takes_its_commit_from_the_environment(tmp_path, monkeypatch):
+    """A source tree copied (not cloned) to another machine names the commit it came from;
+    a git checkout ignores the variable."""
+    import subprocess
+
+    from midl.runs.provenance import git_commit
+
+    monkeypatch.delenv("MIDL_GIT_COMMIT", raising=False)
+    assert git_commit(tmp_path) == {"hash": None, "dirty": None}
+    monkeypatch.setenv("MIDL_GIT_COMMIT", "abc123")
+    assert git_commit(tmp_path) == {"hash": "abc123", "dirty": None}
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
+                    "commit", "-qm", "init", "--allow-empty"], check=True)
+    assert git_commit(tmp_path)["hash"] not in (None, "abc123")

@@ -27,7 +27,11 @@ def git_commit(repo: str | Path | None = None, paths: Sequence[str] = ()
     With ``paths`` (relative to the repository), ``hash`` is the last commit that changed one
     of them and ``dirty`` says whether they have uncommitted changes: a stamp that stays the
     same across commits elsewhere (the table reports use it for their own code, so that
-    regenerating a table from the same records gives the same bytes)."""
+    regenerating a table from the same records gives the same bytes).
+
+    A copy of the source tree without git (a machine the tree was copied to, not cloned) has
+    no commit of its own: there ``MIDL_GIT_COMMIT`` names the commit it was copied from, and
+    ``dirty`` is ``None`` (not known)."""
     repo = Path(repo) if repo is not None else Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str | None:
@@ -43,6 +47,8 @@ def git_commit(repo: str | Path | None = None, paths: Sequence[str] = ()
         status = git("status", "--porcelain", "--untracked-files=no", "--", *paths)
         return {"hash": commit, "dirty": None if status is None else bool(status)}
     commit = git("rev-parse", "HEAD")
+    if commit is None and os.environ.get("MIDL_GIT_COMMIT"):
+        return {"hash": os.environ["MIDL_GIT_COMMIT"], "dirty": None}
     status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     return {"hash": commit, "dirty": None if status is None else bool(status)}
 
