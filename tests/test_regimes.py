@@ -174,11 +174,11 @@ def test_sweep_configs_of_the_regimes_compose():
 
 
 def test_noisy_memorize_run_records_its_memorized_fraction(compose_cfg):
-    require_real("MNIST/raw")
+    root = require_real("MNIST/raw")
     from midl.train import train
 
-    cfg = compose_cfg(["+experiment/setting=mnist_mlp", "+scale=smoke", "regime=memorize",
-                       "data.label_noise=0.4", "seed=1", "trainer.max_epochs=2",
+    cfg = compose_cfg([f"paths.data_dir={root}", "+experiment/setting=mnist_mlp", "+scale=smoke",
+                       "regime=memorize", "data.label_noise=0.4", "seed=1", "trainer.max_epochs=2",
                        "callbacks.memorization.every_n_epochs=1"])
     record = train(cfg)
     found = record["memorization"]
