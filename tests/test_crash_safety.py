@@ -58,7 +58,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_kill_after_epoch_3_of_4_resumes_at_epoch_4_and_keeps_every_row(tmp_path):
-    args = [*QUIET, "trainer.max_epochs=4", "seed=3"]
+    # one intra-op thread in both processes: the reference trains inside pytest, whose thread
+    # count earlier tests may have changed, and float sums depend on it
+    args = [*QUIET, "trainer.max_epochs=4", "seed=3", "num_threads=1"]
     killed_out = tmp_path / "killed"
     killed_out.mkdir()
     victim, marker = _paused_run(args, killed_out, epoch=3)
@@ -78,7 +80,11 @@ def test_kill_after_epoch_3_of_4_resumes_at_epoch_4_and_keeps_every_row(tmp_path
         in rerun.stdout + rerun.stderr  # Hydra logs to stdout
     resumed = json.loads((run_dir / "metrics.json").read_text())
     reference_dir = tmp_path / "whole"  # the same run, uninterrupted
-    reference = train(compose_train(args, reference_dir))
+    threads = torch.get_num_threads()
+    try:
+        reference = train(compose_train(args, reference_dir))
+    finally:
+        torch.set_num_threads(threads)  # the tests after this one keep theirs
     assert resumed["test"] == reference["test"]
     # the curves of the epochs before the kill are kept, and the resumed epoch follows them:
     # row for row the uninterrupted run's curves
