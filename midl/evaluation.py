@@ -395,7 +395,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if callable(getattr(datamodule, "evaluate", None)):
         result["test_parts"] = datamodule.evaluate(module.net, device=device)
     data = collect(module, datamodule, device, tau=cfg.anr_tau) if requested else None
-    model_name = run_title(run_cfg, (result.get("data") or {}).get("name"))  # MNIST, MLP + MID-L
+    model_name = run_title(run_cfg, (result.get("data") or {}).get("name"),  # MNIST, MLP + MID-L
+                           data=result.get("data"))
     suffix = cfg.eval_name
     for name in requested:
         log.info("analysis: %s", name)

@@ -81,15 +81,26 @@ def class_names(dataset: str | None, n_classes: int | None = None) -> tuple[str,
     return names
 
 
-def is_stand_in(config: Any) -> bool:
-    """Whether a run's data is the generated SVHN-format fixture (``svhn/FIXTURE.json`` under
-    its data root; ``scripts/make_svhn_fixture.py``), not the real dataset."""
-    data = (config or {}).get("data") or {}
-    root = data.get("data_dir")
-    return root is not None and (Path(str(root)) / "svhn" / "FIXTURE.json").exists()
+def is_stand_in(config: Any, data: Any = None) -> bool:
+    """Whether a run's data is the generated SVHN-format fixture
+    (``scripts/make_svhn_fixture.py``), not the real dataset.
+
+    Args:
+        config: the run's resolved config.
+        data: the run's data summary (a record's ``data``), whose ``stand_in`` says so; runs
+            recorded before it existed are recognised by ``svhn/FIXTURE.json`` under their
+            data root, where that folder exists on this machine.
+    """
+    if isinstance(data, dict) and data.get("stand_in"):
+        return True
+    data_config = (config or {}).get("data") or {}
+    root = data_config.get("data_dir")
+    return ("SVHN" in str(data_config.get("_target_", "")) and root is not None
+            and (Path(str(root)) / "svhn" / "FIXTURE.json").exists())
 
 
-def run_title(config: Any, dataset: str | None = None, block: str | None = None) -> str:
+def run_title(config: Any, dataset: str | None = None, block: str | None = None,
+              data: Any = None) -> str:
     """A readable name of a run for figure titles, e.g. ``MNIST, MLP + MID-L`` or
     ``SVHN stand-in (MNIST digits in the SVHN format, not SVHN), CNN + MLP + Dropout``.
 
@@ -97,11 +108,12 @@ def run_title(config: Any, dataset: str | None = None, block: str | None = None)
         config: the run's resolved config (``metrics.json``'s ``config`` or a DictConfig).
         dataset: the data module's ``name``; default: the class name of ``data._target_``.
         block: the block's config name (``midl``); default: read from ``block._target_``.
+        data: the run's data summary (a record's ``data``; :func:`is_stand_in`).
     """
     config = config or {}
     data_target = str((config.get("data") or {}).get("_target_", "?")).rsplit(".", 1)[-1]
     dataset = dataset or data_target.removesuffix("DataModule")
-    if is_stand_in(config):
+    if is_stand_in(config, data):
         dataset = f"{dataset} stand-in (MNIST digits in the SVHN format, not {dataset})"
     model = str((config.get("model") or {}).get("_target_", "")).rsplit(".", 1)[-1]
     if block is None:

@@ -194,14 +194,12 @@ def _undercount_note(runs: list[Run]) -> str:
 def _data_notes(runs: list[Run]) -> list[str]:
     notes = []
     for run in runs:
-        data = run.record.get("config", {}).get("data", {})
-        if "SVHN" in str(data.get("_target_", "")):
-            fixture = Path(str(data.get("data_dir", ""))) / "svhn" / "FIXTURE.json"
-            if fixture.exists():
-                notes.append("SVHN rows use a generated fixture in the SVHN .mat layout "
-                             f"(MNIST digits coloured and padded to 32x32; {shown(fixture)}), NOT "
-                             "SVHN: their numbers say nothing about SVHN.")
-                break
+        if is_stand_in(run.record.get("config"), run.record.get("data")):
+            notes.append("SVHN rows use a generated fixture in the SVHN .mat layout "
+                         "(MNIST digits coloured and padded to 32x32; "
+                         "scripts/make_svhn_fixture.py), NOT SVHN: their numbers say nothing "
+                         "about SVHN.")
+            break
     sizes: dict[str, dict[str, None]] = {}  # dataset -> its distinct splits, in run order
     for run in runs:
         data = run.record.get("data") or {}
@@ -248,7 +246,8 @@ def report_table(name: str, runs: list[Run], scale: str, out: Path, force: bool,
                       + f"\n![{spec.title}]({picture.name})\n",
                       folder / f"{name}.csv": csv_text(result, header),
                       folder / f"{name}.tex": latex(result, header)}, force)
-    stand_in = any(is_stand_in(r.record.get("config")) for r in result.counted)
+    stand_in = any(is_stand_in(r.record.get("config"), r.record.get("data"))
+                   for r in result.counted)
     title = f"{spec.title} ({scale} scale)" + (
         "\nSVHN rows: a generated stand-in (MNIST digits in the SVHN format), not SVHN"
         if stand_in else "")
@@ -332,7 +331,7 @@ def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filena
                  f"Spearman(MI, frequency) {'n/a' if rho is None else format(rho, '.3f')}")
         if smi.get("per_neuron_mi") and smi.get("activation_frequency"):
             title = (f"Figure 3: MI vs activation frequency\n"
-                     f"{run_title(config, dataset, 'midl')}, seed 0")
+                     f"{run_title(config, dataset, 'midl', run.record.get('data'))}, seed 0")
             return (lambda: plot_smi_vs_frequency(smi["per_neuron_mi"],
                                                   smi["activation_frequency"], target, title),
                     f"- {figure} {label}: {link} (from `{shown(run.path)}`{extra})")
@@ -348,7 +347,8 @@ def _figure_panels(figure: str, label: str, setting: str, eval_name: str, filena
                          f"analysis=[tsne] eval_name=tsne` on the seed-0 {block} run of "
                          f"{setting})")
             continue
-        panels.append((run_title(member.record.get("config") or {}, dataset, block), *points))
+        panels.append((run_title(member.record.get("config") or {}, dataset, block,
+                                 member.record.get("data")), *points))
     note = f"; {'; '.join(notes)}" if notes else ""
     if not panels:
         return ((None, missing) if run.is_record else

@@ -58,6 +58,12 @@ def test_svhn_reader_maps_10_to_0_and_layout(tmp_path):
     with pytest.warns(ChecksumWarning):
         dm.setup()
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (25, 5, 12)
+    assert "stand_in" not in dm.summary()  # real-layout files without a FIXTURE.json
+    (tmp_path / "svhn" / "FIXTURE.json").write_text('{"not_svhn": true, "seed": 0}')
+    stand_in = SVHNDataModule(data_dir=str(tmp_path), val_size=5)
+    with pytest.warns(ChecksumWarning):
+        stand_in.setup()
+    assert stand_in.summary()["stand_in"] == {"not_svhn": True, "seed": 0}
     path = tmp_path / "svhn" / "train_32x32.mat"
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(ValueError, match="train_32x32.mat.*truncated or corrupt"):

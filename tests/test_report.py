@@ -314,3 +314,21 @@ def test_a_copied_tree_without_git_takes_its_commit_from_the_environment(tmp_pat
     subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
                     "commit", "-qm", "init", "--allow-empty"], check=True)
     assert git_commit(tmp_path)["hash"] not in (None, "abc123")
+
+
+def test_the_svhn_stand_in_note_comes_from_the_record_not_this_machines_folders():
+    """A committed record names its data folder relative to a root (<paths.cache_dir>/...),
+    which exists nowhere: the header still says its SVHN rows are the stand-in."""
+    from types import SimpleNamespace
+
+    from midl.report import _data_notes
+
+    def run(stand_in):
+        data = {"name": "SVHN", "sizes": {"train": 20, "val": 5, "test": 10}}
+        return SimpleNamespace(record={
+            "config": {"data": {"_target_": "midl.data.SVHNDataModule",
+                                "data_dir": "<paths.cache_dir>/svhn-fixture"}},
+            "data": {**data, "stand_in": {"not_svhn": True}} if stand_in else data})
+
+    assert any("NOT SVHN" in note for note in _data_notes([run(True)]))
+    assert not any("NOT SVHN" in note for note in _data_notes([run(False)]))

@@ -3,6 +3,8 @@ Feature Learning", NIPS Workshop) from the published ``.mat`` files under the da
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from midl.data.base import InMemoryDataModule, Splits
@@ -21,6 +23,9 @@ class SVHNDataModule(InMemoryDataModule):
     Files are looked up in ``<data_dir>/svhn/`` (``train_32x32.mat``, ``test_32x32.mat``, the
     layout torchvision's ``SVHN(root=<data_dir>/svhn)`` uses). A checksum mismatch only warns.
     With ``download=True`` missing files are fetched by :class:`torchvision.datasets.SVHN`.
+    Where ``svhn/FIXTURE.json`` lies beside them (``scripts/make_svhn_fixture.py``: MNIST
+    digits in the SVHN layout, not SVHN), :meth:`summary` carries its content as
+    ``stand_in``, so the run's record says what it was trained on wherever it is read.
 
     Args:
         augment: random crop (padding 4) on training batches, without flips (digits are not
@@ -36,6 +41,7 @@ class SVHNDataModule(InMemoryDataModule):
     num_classes = 10
     input_shape = (3, 32, 32)
     folder = "svhn"
+    stand_in: dict | None = None  # FIXTURE.json's content when the files are the stand-in
 
     def prepare_data(self) -> None:
         root = self.data_dir / self.folder
@@ -52,6 +58,8 @@ class SVHNDataModule(InMemoryDataModule):
         if not all((root / n).exists() for n in names):
             raise self.missing(root, names,
                                "pass data.download=true to fetch it with torchvision")
+        fixture = root / "FIXTURE.json"
+        self.stand_in = json.loads(fixture.read_text()) if fixture.exists() else None
         arrays = []
         check_md5s([(root / name, md5) for name, md5 in _FILES.values()])
         for name, _ in _FILES.values():
@@ -63,3 +71,11 @@ class SVHNDataModule(InMemoryDataModule):
         from midl.data.base import random_crop_flip
 
         return random_crop_flip(x, padding=4, flip=False)
+
+    def summary(self) -> dict[str, object]:
+        """:meth:`InMemoryDataModule.summary` plus ``stand_in`` (the fixture's description)
+        when the files are the generated stand-in."""
+        out = super().summary()
+        if self.stand_in is not None:
+            out["stand_in"] = self.stand_in
+        return out
