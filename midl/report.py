@@ -210,7 +210,31 @@ def _data_notes(runs: list[Run]) -> list[str]:
     if sizes:  # e.g. CIFAR-10 at 45,000 and at 20 images per class (Table 12): both shown
         notes.append("split sizes per dataset (train/val/test): " + "; ".join(
             f"{name} {' and '.join(splits)}" for name, splits in sorted(sizes.items())))
-    return notes
+    return notes + _partial_file_notes(runs)
+
+
+def _partial_file_notes(runs: list[Run]) -> list[str]:
+    """A note per dataset whose files held fewer samples than the published dataset (the
+    CIFAR-100 subset here), where the run did not ask for a subset (``data.subset``) and the
+    data is not the SVHN stand-in (noted on its own)."""
+    from midl.data import PUBLISHED_SIZES
+
+    partial: dict[str, tuple[int, int, dict[str, int]]] = {}
+    for run in runs:
+        data = run.record.get("data") or {}
+        published = PUBLISHED_SIZES.get(str(data.get("name")))
+        split = data.get("sizes")
+        if not published or not isinstance(split, dict) or data.get("subset") \
+                or is_stand_in(run.record.get("config"), data):
+            continue
+        train = int(split.get("train") or 0) + int(split.get("val") or 0)
+        test = int(split.get("test") or 0)
+        if train < published["train"] or test < published["test"]:
+            partial[data["name"]] = (train, test, published)
+    return [f"{name}: the data files hold {train:,} of its {published['train']:,} training and "
+            f"{test:,} of its {published['test']:,} test samples (a subset of the published "
+            f"dataset): its rows check the pipeline and are not evidence about {name}."
+            for name, (train, test, published) in sorted(partial.items())]
 
 
 def _write(files: dict[Path, str], force: bool) -> list[Path]:

@@ -332,3 +332,22 @@ def test_the_svhn_stand_in_note_comes_from_the_record_not_this_machines_folders(
 
     assert any("NOT SVHN" in note for note in _data_notes([run(True)]))
     assert not any("NOT SVHN" in note for note in _data_notes([run(False)]))
+
+
+def test_a_dataset_whose_files_hold_a_subset_is_named_a_pipeline_check():
+    """CIFAR-100's files here hold 1,000 of 50,000 training images: the header says so; a
+    full split, or a subset the run asked for (low data), is not flagged."""
+    from types import SimpleNamespace
+
+    from midl.report import _data_notes
+
+    def run(name, train, val, test, **extra):
+        return SimpleNamespace(record={"config": {}, "data": {
+            "name": name, "sizes": {"train": train, "val": val, "test": test}, **extra}})
+
+    notes = _data_notes([run("CIFAR-100", 900, 100, 900), run("CIFAR-10", 45000, 5000, 10000),
+                         run("CIFAR-10", 180, 5000, 10000, subset={"train_per_class": 18})])
+    flagged = [note for note in notes if "subset of the published" in note]
+    assert flagged == ["CIFAR-100: the data files hold 1,000 of its 50,000 training and 900 of "
+                       "its 10,000 test samples (a subset of the published dataset): its rows "
+                       "check the pipeline and are not evidence about CIFAR-100."]

@@ -12,6 +12,12 @@ from midl.data.imdb import IMDBDataModule
 from midl.data.mnist import MNISTDataModule
 from midl.data.svhn import SVHNDataModule
 
-__all__ = ["AdultDataModule", "CIFAR100DataModule", "CIFAR10DataModule",
+PUBLISHED_SIZES: dict[str, dict[str, int]] = {
+    module.name: module.published_sizes
+    for module in (AdultDataModule, CIFAR10DataModule, CIFAR100DataModule, IMDBDataModule,
+                   MNISTDataModule, SVHNDataModule) if module.published_sizes}
+"""Published split sizes (``train`` including validation, ``test``) by data module name."""
+
+__all__ = ["PUBLISHED_SIZES", "AdultDataModule", "CIFAR100DataModule", "CIFAR10DataModule",
            "DigitsDataModule", "IMDBDataModule", "InMemoryDataModule", "MNISTDataModule",
            "SVHNDataModule", "Splits", "default_data_dir"]

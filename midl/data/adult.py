@@ -187,6 +187,7 @@ class AdultDataModule(InMemoryDataModule):
     """
 
     name = "UCI Adult"
+    published_sizes = {"train": 32561, "test": 16281}
     num_classes = 2
     positive_class = 1  # >50K
     input_shape: tuple[int, ...] = (108,)

@@ -143,6 +143,9 @@ class InMemoryDataModule(pl.LightningDataModule):
     """
 
     name: str = "dataset"
+    # the published dataset's split sizes (``train`` including the validation slice,
+    # ``test``); reports say when a run's files held fewer (a subset of the dataset)
+    published_sizes: dict[str, int] | None = None
     num_classes: int
     input_shape: tuple[int, ...]
     vocab_size: int | None = None

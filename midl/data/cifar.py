@@ -33,6 +33,7 @@ class CIFAR10DataModule(InMemoryDataModule):
     """
 
     name = "CIFAR-10"
+    published_sizes = {"train": 50000, "test": 10000}
     num_classes = 10
     input_shape = (3, 32, 32)
     folder = "cifar-10-batches-py"
@@ -101,6 +102,7 @@ class CIFAR100DataModule(CIFAR10DataModule):
     """
 
     name = "CIFAR-100"
+    published_sizes = {"train": 50000, "test": 10000}
     num_classes = 100
     folder = "cifar-100-python"
     label_key = "fine_labels"

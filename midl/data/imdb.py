@@ -109,6 +109,7 @@ class IMDBDataModule(InMemoryDataModule):
     """
 
     name = "IMDB"
+    published_sizes = {"train": 25000, "test": 25000}
     num_classes = 2
     folder = "imdb"
     files = ("train.parquet", "test.parquet")

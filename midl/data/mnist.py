@@ -31,6 +31,7 @@ class MNISTDataModule(InMemoryDataModule):
     """
 
     name = "MNIST"
+    published_sizes = {"train": 60000, "test": 10000}
     num_classes = 10
     input_shape = (1, 28, 28)
 

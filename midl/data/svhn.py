@@ -38,6 +38,7 @@ class SVHNDataModule(InMemoryDataModule):
     """
 
     name = "SVHN"
+    published_sizes = {"train": 73257, "test": 26032}   # the "extra" split not used
     num_classes = 10
     input_shape = (3, 32, 32)
     folder = "svhn"
