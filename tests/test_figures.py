@@ -156,6 +156,7 @@ def test_figures_header_describes_the_runs_drawn_not_every_run(tmp_path, drawn):
     for run, train, wall in ((midl, 55000, 30.0), (other, 200, 5000.0)):
         run.record.update(wall_time_s=wall, data={"name": "MNIST", "sizes": {
             "train": train, "val": 5000, "test": 10000}})
+    other.record["data"]["subset"] = {"train_per_class": 20}  # as a low-data run records it
     report.report_figures([midl, other], "smoke", tmp_path / "results", force=False)
     header = (tmp_path / "results" / "smoke" / "figures.md").read_text()
     assert "wall time of the counted runs: 30 s" in header
