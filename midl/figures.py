@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,9 @@ def plot_tsne(embeddings: np.ndarray, labels: np.ndarray, path: str | Path,
     return plot_tsne_panels([(title, points, labels)], path, class_names=class_names)
 
 
+PANEL_TITLE_WIDTH = 60  # characters per line of a t-SNE panel's title (4.6 in at 9 pt)
+
+
 def plot_tsne_panels(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], path: str | Path,
                      title: str | None = None,
                      class_names: Sequence[str] | None = None) -> Path:
@@ -264,7 +268,10 @@ def plot_tsne_panels(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], path:
     for ax, (panel_title, points, labels) in zip(axes[0], panels, strict=True):
         labels = np.asarray(labels)
         handles = _scatter_classes(ax, np.asarray(points), labels, class_names) or handles
-        ax.set_title(f"{panel_title} (n={len(labels)})", fontsize=9)
+        # wrapped to the panel's width: long names (the SVHN stand-in's) would run into the
+        # next panel's title
+        ax.set_title(textwrap.fill(f"{panel_title} (n={len(labels)})", PANEL_TITLE_WIDTH),
+                     fontsize=9)
     if handles:
         axes[0][-1].legend(handles=handles, markerscale=3, fontsize=7, title="class",
                            loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)

@@ -103,6 +103,12 @@ def test_figure4_class_names_legend_beside_points_and_saved_points(tmp_path, dra
     assert drawn[1].titles == ["MID-L (n=60)", "Dropout (n=60)"]
     assert drawn[1].suptitle == "Figure 4" and drawn[1].labels[:2] == ["0", "1"]
     assert all(gap >= 0 for gap in drawn[1].gaps)
+    long = "SVHN stand-in (MNIST digits in the SVHN format, not SVHN), CNN + MLP + Dropout"
+    figures.plot_tsne_panels([(long, saved["points"], saved["labels"])] * 2,
+                             tmp_path / "long.png")
+    lines = drawn[2].titles[0].split("\n")
+    assert " ".join(lines) == f"{long} (n=60)" and len(lines) == 2
+    assert max(map(len, lines)) <= figures.PANEL_TITLE_WIDTH
 
 
 def _run(root: Path, setting: str, block: str, dataset: str, config: dict,
