@@ -82,22 +82,12 @@ def class_names(dataset: str | None, n_classes: int | None = None) -> tuple[str,
     return names
 
 
-def is_stand_in(config: Any, data: Any = None) -> bool:
+def is_stand_in(data: Any) -> bool:
     """Whether a run's data is the generated SVHN-format fixture
-    (``scripts/make_svhn_fixture.py``), not the real dataset.
-
-    Args:
-        config: the run's resolved config.
-        data: the run's data summary (a record's ``data``), whose ``stand_in`` says so; runs
-            recorded before it existed are recognised by ``svhn/FIXTURE.json`` under their
-            data root, where that folder exists on this machine.
-    """
-    if isinstance(data, dict) and data.get("stand_in"):
-        return True
-    data_config = (config or {}).get("data") or {}
-    root = data_config.get("data_dir")
-    return ("SVHN" in str(data_config.get("_target_", "")) and root is not None
-            and (Path(str(root)) / "svhn" / "FIXTURE.json").exists())
+    (``scripts/make_svhn_fixture.py``), not the real dataset: read from the run's data summary
+    (a record's ``data``, whose ``stand_in`` the SVHN data module fills from
+    ``svhn/FIXTURE.json``), never from a folder of the machine reading the record."""
+    return isinstance(data, dict) and bool(data.get("stand_in"))
 
 
 def run_title(config: Any, dataset: str | None = None, block: str | None = None,
@@ -114,7 +104,7 @@ def run_title(config: Any, dataset: str | None = None, block: str | None = None,
     config = config or {}
     data_target = str((config.get("data") or {}).get("_target_", "?")).rsplit(".", 1)[-1]
     dataset = dataset or data_target.removesuffix("DataModule")
-    if is_stand_in(config, data):
+    if is_stand_in(data):
         dataset = f"{dataset} stand-in (MNIST digits in the SVHN format, not {dataset})"
     model = str((config.get("model") or {}).get("_target_", "")).rsplit(".", 1)[-1]
     if block is None:

@@ -194,7 +194,7 @@ def _undercount_note(runs: list[Run]) -> str:
 def _data_notes(runs: list[Run]) -> list[str]:
     notes = []
     for run in runs:
-        if is_stand_in(run.record.get("config"), run.record.get("data")):
+        if is_stand_in(run.record.get("data")):
             notes.append("SVHN rows use a generated fixture in the SVHN .mat layout "
                          "(MNIST digits coloured and padded to 32x32; "
                          "scripts/make_svhn_fixture.py), NOT SVHN: their numbers say nothing "
@@ -225,7 +225,7 @@ def _partial_file_notes(runs: list[Run]) -> list[str]:
         published = PUBLISHED_SIZES.get(str(data.get("name")))
         split = data.get("sizes")
         if not published or not isinstance(split, dict) or data.get("subset") \
-                or is_stand_in(run.record.get("config"), data):
+                or is_stand_in(data):
             continue
         train = int(split.get("train") or 0) + int(split.get("val") or 0)
         test = int(split.get("test") or 0)
@@ -270,8 +270,7 @@ def report_table(name: str, runs: list[Run], scale: str, out: Path, force: bool,
                       + f"\n![{spec.title}]({picture.name})\n",
                       folder / f"{name}.csv": csv_text(result, header),
                       folder / f"{name}.tex": latex(result, header)}, force)
-    stand_in = any(is_stand_in(r.record.get("config"), r.record.get("data"))
-                   for r in result.counted)
+    stand_in = any(is_stand_in(r.record.get("data")) for r in result.counted)
     title = f"{spec.title} ({scale} scale)" + (
         "\nSVHN rows: a generated stand-in (MNIST digits in the SVHN format), not SVHN"
         if stand_in else "")

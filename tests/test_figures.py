@@ -50,20 +50,18 @@ MNIST_MIDL = {"data": {"_target_": "midl.data.MNISTDataModule", "data_dir": "/no
 
 def test_run_titles_name_dataset_backbone_block_and_stand_ins(tmp_path):
     assert figures.run_title(MNIST_MIDL) == "MNIST, MLP + MID-L"
+    # a record names its folder relative to a root that exists nowhere: its data summary says
+    # it was the stand-in (midl.data.SVHNDataModule.summary), whatever the folders here hold
     (tmp_path / "svhn").mkdir()
     (tmp_path / "svhn" / "FIXTURE.json").write_text("{}")
-    svhn = {"data": {"_target_": "midl.data.SVHNDataModule", "data_dir": str(tmp_path)},
+    svhn = {"data": {"_target_": "midl.data.SVHNDataModule",
+                     "data_dir": "<paths.cache_dir>/svhn-fixture"},
             "model": {"_target_": "midl.backbones.CNN"}, "block": {"_target_": "x.Y"}}
-    assert figures.run_title(svhn, "SVHN", "dropout") == (
+    assert figures.run_title(svhn, "SVHN", "dropout") == "SVHN, CNN + MLP + Dropout"
+    assert figures.run_title(svhn, "SVHN", "dropout", {"stand_in": {"not_svhn": True}}) == (
         "SVHN stand-in (MNIST digits in the SVHN format, not SVHN), CNN + MLP + Dropout")
-    # a record read on another machine: its data summary says so, not the folder
-    moved = {**svhn, "data": {**svhn["data"], "data_dir": "<paths.cache_dir>/svhn-fixture"}}
-    assert figures.run_title(moved, "SVHN", "dropout").startswith("SVHN, CNN")
-    assert figures.run_title(moved, "SVHN", "dropout", {"stand_in": {"not_svhn": True}}) == (
-        "SVHN stand-in (MNIST digits in the SVHN format, not SVHN), CNN + MLP + Dropout")
-    # another dataset under a data root that also holds the fixture is not a stand-in
-    mnist_here = {**MNIST_MIDL, "data": {**MNIST_MIDL["data"], "data_dir": str(tmp_path)}}
-    assert figures.run_title(mnist_here) == "MNIST, MLP + MID-L"
+    here = {**svhn, "data": {**svhn["data"], "data_dir": str(tmp_path)}}
+    assert figures.run_title(here, "SVHN", "dropout") == "SVHN, CNN + MLP + Dropout"
     assert figures.class_names("CIFAR-10")[:3] == ("airplane", "automobile", "bird")
     assert figures.class_names("CIFAR-10", n_classes=100) is None
     assert figures.class_names("CIFAR-100") is None
