@@ -91,3 +91,18 @@ def test_a_smoke_bench_without_out_saves_nothing_and_says_so(tmp_path, monkeypat
     out = tmp_path / "b.json"
     assert bench.save({"smoke": True}, out) == f"wrote {out}"
     assert json.loads(out.read_text()) == {"smoke": True}
+
+
+def test_transformer_section_times_both_attention_paths_with_one_flop_count():
+    from midl.bench import transformer
+
+    result = transformer.run(smoke=True, rounds=1, min_run_time=1e-4, threads=1)
+    steps = result["steps"]
+    assert set(steps) == {f"{b}/{v}" for b in transformer.BLOCKS
+                          for v in transformer.ATTENTION_DROPOUT}
+    for block in transformer.BLOCKS:
+        fused, unfused = steps[f"{block}/fused"], steps[f"{block}/attention dropout 0.1"]
+        assert fused["flops"] == unfused["flops"] > 0  # same arithmetic, counted once
+        _check_quartiles(unfused["ratio_vs_fused"])
+        assert "ratio_vs_fused" not in fused
+    assert result["matmul_peak_flop_s"] > 0

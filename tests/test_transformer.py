@@ -86,6 +86,19 @@ def test_midl_ffn_slot_has_the_parameter_count_its_config_states():
     assert count(MIDLayer(256)) == 263_296          # the default is the paper's layer
 
 
+def test_attention_dropout_acts_on_the_attention_weights_alone():
+    """``attention_dropout`` is the attention module's dropout and nothing else: with every
+    other dropout off, two training-mode passes differ only when it is positive."""
+    x = _tokens()
+    for p, differs in ((0.0, False), (0.5, True)):
+        model = Transformer((16,), 2, partial(FFNBlock, dropout=0.0), vocab_size=50, dim=32,
+                            heads=4, dropout=0.0, attention_dropout=p).train()
+        assert all(layer.attention.dropout == p for layer in model.features.layers)
+        assert (not torch.equal(model(x), model(x))) is differs, p
+    with pytest.raises(ValueError, match="attention_dropout"):
+        _model("ffn", attention_dropout=1.0)
+
+
 def test_bad_transformer_settings_are_named():
     block = partial(FFNBlock)
     with pytest.raises(ValueError, match="heads=3 must divide"):

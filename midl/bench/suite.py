@@ -54,7 +54,7 @@ from midl.blocks.midl import rich_path
 from midl.runs.io import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = ("block_cost", "baselines", "overhead", "compile", "fast_path")
+SECTIONS = ("block_cost", "baselines", "overhead", "compile", "fast_path", "transformer")
 BLOCK_DIR = REPO / "configs" / "block"
 
 
@@ -241,6 +241,13 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
               "CIFAR-10 sweep throughput; roofline", flush=True)
         result["fast_path"] = fastpath.run(args.smoke, args.rounds, args.min_run_time,
                                                  cores)
+    if "transformer" in sections:
+        from midl.bench import transformer
+
+        print(f"\n== Transformer (IMDB setting): training step, fused attention vs attention "
+              f"dropout, {args.threads} threads", flush=True)
+        result["transformer"] = transformer.run(args.smoke, args.rounds, args.min_run_time,
+                                                args.threads)
     result["load_after"] = _uptime()
     return result
 

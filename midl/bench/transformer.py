@@ -1,0 +1,90 @@
+"""Transformer benchmark section of ``make bench`` (``python -m midl.bench --sections
+transformer``): where the IMDB Transformer's training step spends its time.
+
+One training step (forward, backward, Adam; synthetic token ids with a quarter of each batch's
+positions padding, as IMDB's last-256-token reviews have about; no data loading) of the
+Transformer as ``configs/model/transformer.yaml`` configures it (d = 128, 2 layers, 4 heads;
+T = 256, batch 64) with the ``ffn`` and ``midl_ffn`` blocks in its feed-forward slot, with
+dropout on the attention weights off (the model's default: PyTorch's fused
+``scaled_dot_product_attention`` kernel) and at 0.1 (the unfused path, which materializes the
+(B, heads, T, T) weights and draws a dropout mask over them), timed side by side in
+interleaved rounds. Each figure is the median over rounds with its inter-quartile range.
+Bound: the step's FLOPs (``torch.utils.flop_counter``, counted on the unfused path, whose
+arithmetic is the same) over the peak of a large float32 matmul measured in the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+
+from midl.bench.overhead import compose_train
+from midl.bench.stats import count_flops, fmt, quartiles, ratio, time_side_by_side
+
+BLOCKS = ("ffn", "midl_ffn")
+ATTENTION_DROPOUT = {"fused": 0.0, "attention dropout 0.1": 0.1}
+PAD_FRACTION = 0.25  # padded share of each sequence (IMDB at 256 tokens: about 0.25)
+
+
+def make_step(block: str, attention_dropout: float, batch: int, length: int, vocab: int,
+              seed: int = 0) -> Callable[[], None]:
+    """One training step of the Transformer with ``block`` in its feed-forward slot, as a
+    closure over fixed synthetic token ids (batch, length) (the last ``PAD_FRACTION`` of
+    every sequence padding, id 0) and labels (batch,).
+
+    Raises:
+        hydra.errors.MissingConfigException: for a block with no ``configs/block/`` file.
+    """
+    cfg = compose_train([f"block={block}", "model=transformer"])
+    torch.manual_seed(seed)
+    net = instantiate(cfg.model, input_shape=(length,), num_classes=2,
+                      block=instantiate(cfg.block), vocab_size=vocab,
+                      attention_dropout=attention_dropout).train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x = torch.randint(1, vocab, (batch, length))
+    x[:, length - int(PAD_FRACTION * length):] = 0
+    y = torch.randint(0, 2, (batch,))
+
+    def step() -> None:
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def run(smoke: bool, rounds: int, min_run_time: float, threads: int) -> dict[str, Any]:
+    """The whole section; prints its table and returns the JSON-able result."""
+    batch, length, vocab = (4, 16, 50) if smoke else (64, 256, 20_000)
+    fns = {f"{b}/{name}": make_step(b, p, batch, length, vocab)
+           for b in BLOCKS for name, p in ATTENTION_DROPOUT.items()}
+    # the unfused path's count for both: FlopCounterMode does not count the fused CPU
+    # attention kernel, and the two paths do the same arithmetic
+    unfused = next(name for name, p in ATTENTION_DROPOUT.items() if p > 0)
+    flops = {name: count_flops(fns[f"{name.split('/')[0]}/{unfused}"]) for name in fns}
+    times = time_side_by_side(fns, rounds, min_run_time, threads)
+    n = 64 if smoke else 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    peak = 2 * n ** 3 / min(time_side_by_side({"mm": lambda: a @ b}, rounds, min_run_time,
+                                              threads)["mm"])
+    rows = {}
+    print(f"training step, batch {batch}, {length} tokens, {threads} thread(s); "
+          f"float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+    for name, t in times.items():
+        block, variant = name.split("/")
+        q = quartiles(t)
+        rows[name] = {"time_s": q, "flops": flops[name],
+                      "fraction_of_peak": flops[name] / q["median"] / peak}
+        if variant != "fused":
+            rows[name]["ratio_vs_fused"] = ratio(times, name, f"{block}/fused")
+        speed = rows[name].get("ratio_vs_fused")
+        print(f"  {name:32s} {q['median'] * 1e3:9.1f} ms  {flops[name] / 1e9:6.1f} GFLOP  "
+              f"{rows[name]['fraction_of_peak']:6.1%} of peak"
+              + (f"   x{fmt(speed)} the fused step's time" if speed else ""), flush=True)
+    return {"batch": batch, "length": length, "vocab": vocab, "pad_fraction": PAD_FRACTION,
+            "matmul_peak_flop_s": peak, "steps": rows}
