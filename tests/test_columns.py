@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from midl.reporting import columns
-from midl.reporting.columns import ACC, ACC_LAST, ECE_LAST, MEMORIZED, Extractor
+from midl.reporting.columns import ACC, ACC_LAST, ECE_LAST, FALL, MEMORIZED, Extractor
 
 RECORD = {"test": {"test/acc": 0.9, "test/ece": 0.05},
           "test_last": {"test/acc": 0.8, "test/ece": 0.1},
@@ -25,6 +25,16 @@ def test_extractors_read_their_sections():
     assert ACC_LAST(full) == pytest.approx(80.0)
     assert ECE_LAST(full) == pytest.approx(10.0)
     assert MEMORIZED(full) == pytest.approx(25.0)
+
+
+def test_fall_is_best_clean_val_minus_final_test_accuracy_and_none_on_noisy_val():
+    record = {**RECORD, "best_val": {"val/acc": 0.93},
+              "config": {"data": {"noisy_val": False}}}
+    assert FALL(run(record)) == pytest.approx(13.0)            # 93 - 80 points
+    noisy = {**record, "config": {"data": {"noisy_val": True}}}
+    assert FALL(run(noisy)) is None          # a noisy validation accuracy is not the signature
+    assert FALL(run({k: v for k, v in record.items() if k != "test_last"})) is None
+    assert FALL.lacks(run({"test": RECORD["test"]})) == "test_last"
 
 
 def test_an_optional_section_absent_from_an_old_record_reads_as_missing():

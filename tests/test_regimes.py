@@ -221,14 +221,26 @@ def test_regimes_page_arranges_the_audited_claims(tmp_path):
               for cid in named}
     claims["t3_noise40@memorize_final_mnist"] = {
         "id": "x", "estimate": "-4.5", "low": "-6.0", "high": "-3.0", "verdict": "opposite"}
-    memo = {("mnist", "memorize", "dropout", 40): "31% (n=5)"}
+    memo = {("mnist", "memorize", "dropout", "memorized40"): "31% (n=5)",
+            ("cifar10", "memorize", "midl", "fall40"): "11.6 (n=5)"}
     md, table, points = regimes.build(claims, memo)
     row = next(line for line in md.splitlines() if line.startswith("| 40% noise | MNIST"))
     assert "-4.50 [-6.00, -3.00] opposite" in row.split("|")[6]       # memorize final column
     assert "| MNIST (MLP) | 40% | memorize | 31% (n=5) | – | – |" in md
+    fall = md[md.index("## Fall"):]
+    assert "| CIFAR-10 (CNN) | 40% | memorize | – | 11.6 (n=5) | – |" in fall
+    assert "| MNIST (MLP) | 40% | memorize | – | – | – |" in fall    # not the memorized cell
+    assert "tuned" not in fall.split("`–`")[0]             # no fall on noisy validation labels
     assert len(points) == len(named) and table.count("\n") == len(named) + 1
     folder = tmp_path / "cpu"
     folder.mkdir()
+    (folder / "regimes_noise.csv").write_text(
+        "# - Scale: `cpu`\nrow,column,ours_mean,n\n"
+        "mnist / memorize / dropout,memorized40,31.4,5\n"
+        "cifar10 / memorize / midl,fall40,11.62,5\n"
+        "cifar10 / memorize / midl,noise40,69.4,5\n"
+        "cifar10 / standard / midl,fall20,,0\n")
+    assert regimes.memorization(folder / "regimes_noise.csv") == memo
     with pytest.raises(regimes.RegimesError, match="claims.csv not found"):
         regimes.write("cpu", tmp_path)
     (folder / "claims.csv").write_text("# - Scale: `cpu`\nid,estimate,low,high,verdict\n"

@@ -169,6 +169,19 @@ MEMORIZED = Extractor("memorized", lambda r: r.record["memorization"]["memorized
                       optional=("memorization",))
 
 
+def _fall(run: Run) -> float | None:
+    """Best clean validation accuracy minus the final weights' test accuracy (points): the
+    paper's memorization signature (issue: at least 10 points at 40% noise). None where the
+    best checkpoint was chosen on noisy validation labels (its accuracy is not a clean one)."""
+    last = _acc_last(run)
+    if last is None or run.record["config"]["data"].get("noisy_val"):
+        return None
+    return run.record["best_val"]["val/acc"] * 100 - last
+
+
+FALL = Extractor("fall", _fall, source="test_last")
+
+
 def latency(batch: int, device: str = "cpu") -> Extractor:
     """Median latency (ms) of a forward pass of ``batch`` inputs on ``device`` (cpu | gpu)."""
     return Extractor(f"latency_{device}_b{batch}",

@@ -11,7 +11,8 @@ robustness at 20 and 40%, low data, calibration under noise) and dataset, the ef
 minus the compared arm with its 95% interval and verdict in each regime (the standard
 regime's best checkpoint and final weights, the memorize regime's, each arm's equal-budget
 tuning winner's, the parameter-matched baseline's, low data trained to convergence), beside
-each arm's memorized fraction. Nothing is computed here that the claims audit did not
+each arm's memorized fraction and fall (best clean validation accuracy minus final test
+accuracy). Nothing is computed here that the claims audit did not
 compute: this page only arranges its rows (:data:`LAYOUT` names which claim fills which cell),
 so a verdict reads the same on both pages.
 """
@@ -139,20 +140,23 @@ def read_claims(path: Path) -> dict[str, dict[str, str]]:
     return rows
 
 
-def memorized(path: Path) -> dict[tuple[str, str, str, int], str]:
-    """``(data, regime, block, noise %) -> "mean (n=k)"`` of the memorized fraction (%) from
-    the regimes table's CSV; empty when the table has not been written."""
+def memorization(path: Path) -> dict[tuple[str, str, str, str], str]:
+    """``(data, regime, block, column) -> "mean (n=k)"`` of the regimes table's memorization
+    columns (``memorized20/40``: the fraction of flipped labels fitted, %; ``fall20/40``: best
+    clean validation accuracy minus final test accuracy, points) from its CSV; empty when the
+    table has not been written."""
     if not path.is_file():
         return {}
     out = {}
     for row in _read_csv(path):
-        if not row["column"].startswith("memorized"):
+        column = row["column"]
+        if not column.startswith(("memorized", "fall")):
             continue
         data, regime, block = (part.strip() for part in row["row"].split("/"))
         mean, n = _float(row["ours_mean"]), row["n"]
         if mean is not None:
-            out[(data, regime, block, int(row["column"][len("memorized"):]))] = \
-                f"{mean:.0f}% (n={n})"
+            text = f"{mean:.0f}%" if column.startswith("memorized") else f"{mean:.1f}"
+            out[(data, regime, block, column)] = f"{text} (n={n})"
     return out
 
 
@@ -173,7 +177,7 @@ def cell_text(row: dict[str, str] | None) -> str:
     return f"{fmt(estimate, 2, True)}{interval} {verdict}"
 
 
-def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, int], str],
+def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, str], str],
           header: Sequence[str] = ()) -> tuple[str, str, list[tuple[str, str, str, dict]]]:
     """The page's markdown and long CSV, and the plotted points
     ``(section, row label, column, claims.csv row)``."""
@@ -214,17 +218,26 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, int
             md.append(f"| {family.label} | {data} | "
                       + " | ".join(cells) + " |")
         md.append("")
-    md += ["## Memorized fraction of the flipped training labels (final weights)", "",
-           "| Data | Noise | Regime | Dropout | MID-L | Dropout, MID-L's size |",
-           "|---|---|---|---|---|---|"]
-    for data in ("mnist", "cifar10"):
-        for noise in (20, 40):
-            for regime in ("standard", "memorize", "tuned")[:3 if noise == 40 else 2]:
-                got = [memo.get((data, regime, b, noise), "–")
-                       for b in ("dropout", "midl", "dropout_wide")]
-                md.append(f"| {DATA_LABELS[data]} ({BACKBONES[data]}) | {noise}% | {regime} | "
-                          + " | ".join(got) + " |")
-    md += ["", "`–`: no run, or runs recorded before the memorized fraction was measured."]
+    for title, column, regimes in (
+            ("Memorized fraction of the flipped training labels (final weights)", "memorized",
+             ("standard", "memorize", "tuned")),
+            ("Fall: best clean validation accuracy minus the final weights' test accuracy "
+             "(pts; the paper's signature of memorization is a large fall)", "fall",
+             ("standard", "memorize"))):
+        md += [f"## {title}", "",
+               "| Data | Noise | Regime | Dropout | MID-L | Dropout, MID-L's size |",
+               "|---|---|---|---|---|---|"]
+        for data in ("mnist", "cifar10"):
+            for noise in (20, 40):
+                for regime in regimes[:None if noise == 40 else 2]:
+                    got = [memo.get((data, regime, b, f"{column}{noise}"), "–")
+                           for b in ("dropout", "midl", "dropout_wide")]
+                    md.append(f"| {DATA_LABELS[data]} ({BACKBONES[data]}) | {noise}% | "
+                              f"{regime} | " + " | ".join(got) + " |")
+        md.append("")
+    md += ["`–`: no run, or runs recorded before the memorized fraction (the final weights' "
+           "test) was measured; the tuned runs have no fall (their validation labels are "
+           "noisy)."]
     return "\n".join(md) + "\n", "\n".join(lines) + "\n", points
 
 
@@ -277,7 +290,7 @@ def write(scale: str, results: Path, force: bool = False) -> list[Path]:
     claims = read_claims(folder / CLAIMS_CSV)
     header_lines = [line for line in (folder / CLAIMS_CSV).read_text().splitlines()
                     if line.startswith("# ")]
-    md, table, points = build(claims, memorized(folder / NOISE_TABLE_CSV),
+    md, table, points = build(claims, memorization(folder / NOISE_TABLE_CSV),
                               [line[2:] for line in header_lines])
     outputs = [folder / "regimes.md", folder / "regimes.csv", folder / "regimes.png"]
     existing = [p for p in outputs if p.exists()]
