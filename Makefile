@@ -138,16 +138,15 @@ regimes: install ## Claims across regimes: memorize, low data to convergence, pa
 
 # Equal-budget tuning (midl/tuning.py): each arm's knob x learning-rate search at 40% noise on a
 # selection seed with noisy validation labels, the winners written to configs/tuning/
-# <setting>_<block>.yaml (kept if they exist: commit them; --force chooses again), then the
+# <setting>_<block>.yaml (commit them; an existing one is kept while the runs choose it again,
+# and a different choice stops with an error: --force chooses again), then the
 # winners on the scale's seeds; `make regimes` reports them (rows "tuned").
 .PHONY: tune
 tune: install ## Equal-budget tuning: the searches, the winners (configs/tuning/), their runs
 	for e in regimes_search_dropout regimes_search_midl; do \
 		$(TABLE_ENV) $(PY) -m midl.train +experiment=$$e +scale=$(SCALE) $(PARALLEL) $(ARGS) \
 		|| echo "** $$e: some runs failed (error.txt in their folders)"; done
-	if ls configs/tuning/*_dropout.yaml configs/tuning/*_midl.yaml >/dev/null 2>&1; then \
-		echo "winners exist in configs/tuning/: kept (python -m midl.tuning --force to choose again)"; \
-	else $(TABLE_ENV) $(PY) -m midl.tuning --scale $(SCALE) --runs $(SWEEP_DIRS) $(RECORDS)/$(SCALE); fi
+	$(TABLE_ENV) $(PY) -m midl.tuning --scale $(SCALE) --runs $(SWEEP_DIRS) $(RECORDS)/$(SCALE)
 	$(TABLE_ENV) $(PY) -m midl.train +experiment=regimes_tuned +scale=$(SCALE) $(PARALLEL) $(ARGS)
 
 # Claims audit: every claim of results/claims.yaml judged on the run records the

@@ -153,20 +153,35 @@ def winner_yaml(setting: str, grid: Grid, best: Candidate, found: Sequence[Candi
     return "\n".join(lines) + "\n" + yaml.safe_dump(body, sort_keys=False)
 
 
+def _chosen(text: str, knob: str) -> tuple[float, float, str]:
+    """``(knob value, lr, regime)`` of a winner file's text (YAML read safely)."""
+    body = yaml.safe_load(text)
+    regime = next(d["override /regime"] for d in body["defaults"]
+                  if isinstance(d, dict) and "override /regime" in d)
+    return float(body["block"][knob]), float(body["optimizer"]["lr"]), regime
+
+
 def select(runs: Sequence[Any], scale: str, out: Path = CONFIGS / "tuning",
            force: bool = False, command: str = "python -m midl.tuning"
-           ) -> list[Path]:
+           ) -> dict[Path, str]:
     """Write each arm's winner on every search setting that has search runs (module
-    docstring); a setting none of whose search runs exist is left out.
+    docstring); a setting none of whose search runs exist is left out, so the searches can
+    finish one setting at a time. An existing winner file is kept when the runs choose the
+    same configuration again (never rewritten: its date and scores stay), and replaced only
+    with ``force``.
+
+    Returns:
+        ``{path: "written" | "kept"}`` for every winner the runs determine.
 
     Raises:
-        TuningError: an incomplete search, no search run at all, or a winner file that exists
-            without ``force``.
+        TuningError: an incomplete search, no search run at all, or an existing winner file
+            whose configuration differs from the runs' choice, without ``force``.
     """
     from midl.runs.io import atomic_write_text
 
     planned: dict[Path, str] = {}
-    for block in KNOBS:
+    kept: list[Path] = []
+    for block, knob in KNOBS.items():
         grid = search_grid(block)
         found = candidates(runs, scale, grid)
         for search in grid.searches:
@@ -174,15 +189,22 @@ def select(runs: Sequence[Any], scale: str, out: Path = CONFIGS / "tuning",
             if setting not in found:
                 continue
             best = winner(found[setting], grid, setting)
-            planned[out / f"{setting}_{block}.yaml"] = winner_yaml(
-                setting, grid, best, found[setting], scale, command)
-    if not planned:
+            path = out / f"{setting}_{block}.yaml"
+            if path.exists() and not force:
+                had = _chosen(path.read_text(), knob)
+                if had != (best.value, best.lr, best.regime):
+                    raise TuningError(
+                        f"{path} chose {knob}={had[0]:g} lr={had[1]:g} ({had[2]} regime); "
+                        f"the runs now choose {knob}={best.value:g} lr={best.lr:g} "
+                        f"({best.regime}): pass --force to replace it")
+                kept.append(path)
+                continue
+            planned[path] = winner_yaml(setting, grid, best, found[setting], scale, command)
+    if not planned and not kept:
         raise TuningError(f"no complete search run at scale {scale} (configs/experiment/"
                           "regimes_search_*.yaml)")
-    existing = [str(p) for p in planned if p.exists()]
-    if existing and not force:
-        raise TuningError(f"{', '.join(existing)} exist(s): pass --force to replace")
-    return [atomic_write_text(path, text) for path, text in planned.items()]
+    result = {atomic_write_text(path, text): "written" for path, text in planned.items()}
+    return {**result, **dict.fromkeys(kept, "kept")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,7 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="+", default=None,
                         help="folders of search runs and records (default results/runs/<scale>)")
     parser.add_argument("--out", default=str(CONFIGS / "tuning"))
-    parser.add_argument("--force", action="store_true", help="replace existing winner files")
+    parser.add_argument("--force", action="store_true",
+                        help="choose again and replace existing winner files")
     args = parser.parse_args(argv)
     folders = args.runs or [f"results/runs/{args.scale}"]
     try:
@@ -205,8 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TuningError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    for path in written:
-        print(f"wrote {path}")
+    for path, what in written.items():
+        print(f"wrote {path}" if what == "written" else
+              f"kept {path} (the runs choose it again; --force rewrites it)")
     return 0
 
 

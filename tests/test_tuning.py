@@ -109,7 +109,8 @@ def test_winner_files_compose_to_the_chosen_configuration(tmp_path):
     assert sorted(p.name for p in written) == ["cifar10_cnn_dropout.yaml",
                                                "cifar10_cnn_midl.yaml",
                                                "mnist_mlp_dropout.yaml", "mnist_mlp_midl.yaml"]
-    assert "p=0.1 lr=0.0003: 90.00  <- chosen" in written[0].read_text()
+    assert set(written.values()) == {"written"}
+    assert "p=0.1 lr=0.0003: 90.00  <- chosen" in min(written).read_text()
     sweep = yaml.safe_load((configs / "experiment" / "regimes_tuned.yaml").read_text())
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(configs)):
@@ -129,13 +130,32 @@ def test_winner_files_compose_to_the_chosen_configuration(tmp_path):
         mnist_midl = compose("train", overrides=["tuning=mnist_mlp_midl", "+scale=cpu"])
         assert (mnist_midl.block.top_k, mnist_midl.optimizer.lr) == (0.75, 3e-4)
     GlobalHydra.instance().clear()
-    with pytest.raises(tuning.TuningError, match="exist.*pass --force"):
-        tuning.select(runs, "cpu", configs / "tuning", command="test")
+    # the same runs again: every winner kept as it is (date and scores untouched)
+    before = {p: p.read_text() for p in written}
+    again = tuning.select(runs, "cpu", configs / "tuning", command="other")
+    assert again == dict.fromkeys(written, "kept")
+    assert all(p.read_text() == text for p, text in before.items())
     assert len(tuning.select(runs, "cpu", configs / "tuning", force=True)) == 4
+    # the searches finish one setting at a time: MNIST's winners first, CIFAR-10's later
     mnist_only = [r for r in runs if r.key.setting == "mnist_mlp"]  # CIFAR-10 not searched
-    assert sorted(p.name for p in tuning.select(mnist_only, "cpu", configs / "tuning",
-                                                force=True)) == ["mnist_mlp_dropout.yaml",
-                                                                 "mnist_mlp_midl.yaml"]
+    for name in ("cifar10_cnn_dropout", "cifar10_cnn_midl", "mnist_mlp_dropout",
+                 "mnist_mlp_midl"):
+        (configs / "tuning" / f"{name}.yaml").unlink()
+    first = tuning.select(mnist_only, "cpu", configs / "tuning")
+    assert sorted(p.name for p in first) == ["mnist_mlp_dropout.yaml", "mnist_mlp_midl.yaml"]
+    later = tuning.select(runs, "cpu", configs / "tuning")
+    assert {p.name: what for p, what in later.items()} == {
+        "cifar10_cnn_dropout.yaml": "written", "cifar10_cnn_midl.yaml": "written",
+        "mnist_mlp_dropout.yaml": "kept", "mnist_mlp_midl.yaml": "kept"}
+    # a winner file the runs no longer choose is never kept or replaced silently
+    changed = _search("mnist_mlp", "memorize", {"dropout": _full("dropout", (0.1, 3e-4)),
+                                                "midl": _full("midl", (0.75, 3e-4))})
+    with pytest.raises(tuning.TuningError, match=r"chose p=0.5 lr=0.001 .*now choose p=0.1 "
+                                                 r"lr=0.0003.*--force"):
+        tuning.select(changed, "cpu", configs / "tuning")
+    assert tuning.select(changed, "cpu", configs / "tuning", force=True) == {
+        configs / "tuning" / "mnist_mlp_dropout.yaml": "written",
+        configs / "tuning" / "mnist_mlp_midl.yaml": "written"}
     with pytest.raises(tuning.TuningError, match="no complete search run at scale smoke"):
         tuning.select(runs, "smoke", configs / "tuning")
 
