@@ -224,6 +224,7 @@ def test_regimes_page_arranges_the_audited_claims(tmp_path):
     memo = {("mnist", "memorize", "dropout", "memorized40"): "31% (n=5)",
             ("cifar10", "memorize", "midl", "fall40"): "11.6 (n=5)"}
     md, table, points = regimes.build(claims, memo)
+    assert "Tuned winners (configs/tuning/" in md and "none chosen yet" in md
     row = next(line for line in md.splitlines() if line.startswith("| 40% noise | MNIST"))
     assert "-4.50 [-6.00, -3.00] opposite" in row.split("|")[6]       # memorize final column
     assert "| MNIST (MLP) | 40% | memorize | 31% (n=5) | – | – |" in md
@@ -241,6 +242,17 @@ def test_regimes_page_arranges_the_audited_claims(tmp_path):
         "cifar10 / memorize / midl,noise40,69.4,5\n"
         "cifar10 / standard / midl,fall20,,0\n")
     assert regimes.memorization(folder / "regimes_noise.csv") == memo
+    tuning = tmp_path / "tuning"
+    tuning.mkdir()
+    for name, text in (("none", "tuning: none\n"), ("search_mnist_mlp", "data: {}\n"),
+                       ("mnist_mlp_midl", "block: {top_k: 0.5}\noptimizer: {lr: 0.0003}\n"),
+                       ("mnist_mlp_dropout", "block: {p: 0.1}\noptimizer: {lr: 0.001}\n")):
+        (tuning / f"{name}.yaml").write_text(text)
+    winners = regimes.tuned_winners(tuning)
+    assert winners == ["`mnist_mlp_dropout`: p 0.1, lr 0.001",
+                       "`mnist_mlp_midl`: top_k 0.5, lr 0.0003"]
+    assert "selection seed): `mnist_mlp_dropout`: p 0.1, lr 0.001; `mnist_mlp_midl`" in \
+        regimes.build(claims, memo, winners=winners)[0]
     with pytest.raises(regimes.RegimesError, match="claims.csv not found"):
         regimes.write("cpu", tmp_path)
     (folder / "claims.csv").write_text("# - Scale: `cpu`\nid,estimate,low,high,verdict\n"

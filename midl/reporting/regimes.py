@@ -27,11 +27,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from midl.reporting.render import fmt
 from midl.runs.io import atomic_write_text
 
 CLAIMS_CSV = "claims.csv"
 NOISE_TABLE_CSV = "regimes_noise.csv"
+TUNING_DIR = Path(__file__).resolve().parents[2] / "configs" / "tuning"
 
 NOISE_COLUMNS = ("standard best", "standard final", "memorize best", "memorize final",
                  "tuned best", "tuned final",
@@ -160,6 +163,21 @@ def memorization(path: Path) -> dict[tuple[str, str, str, str], str]:
     return out
 
 
+def tuned_winners(folder: Path = TUNING_DIR) -> list[str]:
+    """One line per equal-budget winner (``<folder>/<setting>_<block>.yaml``, written by
+    ``python -m midl.tuning``; read with ``yaml.safe_load``): its name, knob values and
+    learning rate, e.g. ``mnist_mlp_midl: top_k 0.5, lr 0.0003``. The search configurations
+    (``search_*``) and ``none`` are not winners."""
+    lines = []
+    for path in sorted(folder.glob("*.yaml")):
+        if path.stem == "none" or path.stem.startswith("search_"):
+            continue
+        body = yaml.safe_load(path.read_text())
+        knobs = ", ".join(f"{k} {v:g}" for k, v in body["block"].items())
+        lines.append(f"`{path.stem}`: {knobs}, lr {body['optimizer']['lr']:g}")
+    return lines
+
+
 def cell_text(row: dict[str, str] | None) -> str:
     """``+0.03 [-1.11, +1.02] absent``, with ``(adjusted: ...)`` where the audit's
     multiplicity-adjusted verdict differs; ``–`` without a claim; the verdict alone without an
@@ -178,9 +196,11 @@ def cell_text(row: dict[str, str] | None) -> str:
 
 
 def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, str], str],
-          header: Sequence[str] = ()) -> tuple[str, str, list[tuple[str, str, str, dict]]]:
+          header: Sequence[str] = (), winners: Sequence[str] = ()
+          ) -> tuple[str, str, list[tuple[str, str, str, dict]]]:
     """The page's markdown and long CSV, and the plotted points
-    ``(section, row label, column, claims.csv row)``."""
+    ``(section, row label, column, claims.csv row)``; ``winners``: the tuned columns' winners
+    (:func:`tuned_winners`)."""
     md = ["# Regimes: MID-L's claims where its mechanism can act", "", *header, "",
           "Each cell: the effect (MID-L minus the compared arm, in the claim's unit) with its "
           "95% interval over seeds, and the claims audit's verdict with its margin fixed in "
@@ -218,6 +238,9 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, str
             md.append(f"| {family.label} | {data} | "
                       + " | ".join(cells) + " |")
         md.append("")
+    md += ["Tuned winners (configs/tuning/, each arm's best noisy validation accuracy on the "
+           "selection seed): " + ("; ".join(winners) if winners else "none chosen yet") + ".",
+           ""]
     for title, column, regimes in (
             ("Memorized fraction of the flipped training labels (final weights)", "memorized",
              ("standard", "memorize", "tuned")),
@@ -291,7 +314,7 @@ def write(scale: str, results: Path, force: bool = False) -> list[Path]:
     header_lines = [line for line in (folder / CLAIMS_CSV).read_text().splitlines()
                     if line.startswith("# ")]
     md, table, points = build(claims, memorization(folder / NOISE_TABLE_CSV),
-                              [line[2:] for line in header_lines])
+                              [line[2:] for line in header_lines], tuned_winners())
     outputs = [folder / "regimes.md", folder / "regimes.csv", folder / "regimes.png"]
     existing = [p for p in outputs if p.exists()]
     if existing and not force:
