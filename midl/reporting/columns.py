@@ -170,9 +170,10 @@ MEMORIZED = Extractor("memorized", lambda r: r.record["memorization"]["memorized
 
 
 def _fall(run: Run) -> float | None:
-    """Best clean validation accuracy minus the final weights' test accuracy (points): the
-    paper's memorization signature (issue: at least 10 points at 40% noise). None where the
-    best checkpoint was chosen on noisy validation labels (its accuracy is not a clean one)."""
+    """Best clean validation accuracy minus the final weights' test accuracy (points): a large
+    fall is the signature of a network that memorized its noisy labels after its best epoch
+    (configs/regime/memorize.yaml's rule: 10 points). None where the best checkpoint was
+    chosen on noisy validation labels (its accuracy is not a clean one)."""
     last = _acc_last(run)
     if last is None or run.record["config"]["data"].get("noisy_val"):
         return None
