@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
+from midl.bench.fastpath import matmul_peak
 from midl.bench.overhead import compose_train
 from midl.bench.stats import count_flops, fmt, quartiles, ratio, time_side_by_side
 
@@ -68,10 +69,7 @@ def run(smoke: bool, rounds: int, min_run_time: float, threads: int) -> dict[str
     unfused = next(name for name, p in ATTENTION_DROPOUT.items() if p > 0)
     flops = {name: count_flops(fns[f"{name.split('/')[0]}/{unfused}"]) for name in fns}
     times = time_side_by_side(fns, rounds, min_run_time, threads)
-    n = 64 if smoke else 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    peak = 2 * n ** 3 / min(time_side_by_side({"mm": lambda: a @ b}, rounds, min_run_time,
-                                              threads)["mm"])
+    peak = matmul_peak(torch.float32, threads, 64 if smoke else 2048, min_run_time)
     rows = {}
     print(f"training step, batch {batch}, {length} tokens, {threads} thread(s); "
           f"float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
