@@ -222,15 +222,21 @@ def test_regimes_page_arranges_the_audited_claims(tmp_path):
     claims["t3_noise40@memorize_final_mnist"] = {
         "id": "x", "estimate": "-4.5", "low": "-6.0", "high": "-3.0", "verdict": "opposite"}
     memo = {("mnist", "memorize", "dropout", "memorized40"): "31% (n=5)",
+            ("mnist", "memorize", "midl_masked", "memorized40"): "67% (n=5)",
             ("cifar10", "memorize", "midl", "fall40"): "11.6 (n=5)"}
     md, table, points = regimes.build(claims, memo)
-    assert "Tuned winners (configs/tuning/" in md and "none chosen yet" in md
+    # the winners line sits under the label-noise table that has the tuned columns
+    winners = md.index("Tuned winners (configs/tuning/")
+    assert md.index("## Label-noise") < winners < md.index("## Low data")
+    assert "none chosen yet" in md
     row = next(line for line in md.splitlines() if line.startswith("| 40% noise | MNIST"))
     assert "-4.50 [-6.00, -3.00] opposite" in row.split("|")[6]       # memorize final column
-    assert "| MNIST (MLP) | 40% | memorize | 31% (n=5) | – | – |" in md
+    assert "| Dropout | MID-L | Dropout, MID-L's size | MID-L, phi = ReLU | MID-L, masked " \
+        "estimator |" in md
+    assert "| MNIST (MLP) | 40% | memorize | 31% (n=5) | – | – | – | 67% (n=5) |" in md
     fall = md[md.index("## Fall"):]
-    assert "| CIFAR-10 (CNN) | 40% | memorize | – | 11.6 (n=5) | – |" in fall
-    assert "| MNIST (MLP) | 40% | memorize | – | – | – |" in fall    # not the memorized cell
+    assert "| CIFAR-10 (CNN) | 40% | memorize | – | 11.6 (n=5) | – | – | – |" in fall
+    assert "| MNIST (MLP) | 40% | memorize | – | – | – | – | – |" in fall  # not memorized's
     assert "tuned" not in fall.split("`–`")[0]             # no fall on noisy validation labels
     assert len(points) == len(named) and table.count("\n") == len(named) + 1
     folder = tmp_path / "cpu"
@@ -238,6 +244,7 @@ def test_regimes_page_arranges_the_audited_claims(tmp_path):
     (folder / "regimes_noise.csv").write_text(
         "# - Scale: `cpu`\nrow,column,ours_mean,n\n"
         "mnist / memorize / dropout,memorized40,31.4,5\n"
+        "mnist / memorize / midl_masked,memorized40,66.86,5\n"
         "cifar10 / memorize / midl,fall40,11.62,5\n"
         "cifar10 / memorize / midl,noise40,69.4,5\n"
         "cifar10 / standard / midl,fall20,,0\n")

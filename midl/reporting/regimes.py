@@ -104,6 +104,9 @@ LAYOUT: dict[str, tuple[tuple[str, ...], tuple[Family, ...]]] = {
 
 DATA_LABELS = {"mnist": "MNIST", "cifar10": "CIFAR-10"}
 BACKBONES = {"mnist": "MLP", "cifar10": "CNN"}  # the label-noise settings' backbones
+MEMO_BLOCKS = {"dropout": "Dropout", "midl": "MID-L", "dropout_wide": "Dropout, MID-L's size",
+               "midl_relu": "MID-L, phi = ReLU", "midl_masked": "MID-L, masked estimator"}
+"""Block -> column of the memorized-fraction and fall tables (the regimes table's rows)."""
 
 
 class RegimesError(ValueError):
@@ -238,9 +241,10 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, str
             md.append(f"| {family.label} | {data} | "
                       + " | ".join(cells) + " |")
         md.append("")
-    md += ["Tuned winners (configs/tuning/, each arm's best noisy validation accuracy on the "
-           "selection seed): " + ("; ".join(winners) if winners else "none chosen yet") + ".",
-           ""]
+        if "tuned best" in columns:     # the tuned columns' configurations, under their table
+            md += ["Tuned winners (configs/tuning/, each arm's best noisy validation accuracy "
+                   "on the selection seed): "
+                   + ("; ".join(winners) if winners else "none chosen yet") + ".", ""]
     for title, column, regimes in (
             ("Memorized fraction of the flipped training labels (final weights)", "memorized",
              ("standard", "memorize", "tuned")),
@@ -248,13 +252,13 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, str
              "(pts; the paper's signature of memorization is a large fall)", "fall",
              ("standard", "memorize"))):
         md += [f"## {title}", "",
-               "| Data | Noise | Regime | Dropout | MID-L | Dropout, MID-L's size |",
-               "|---|---|---|---|---|---|"]
+               "| Data | Noise | Regime | " + " | ".join(MEMO_BLOCKS.values()) + " |",
+               "|---|---|---|" + "---|" * len(MEMO_BLOCKS)]
         for data in ("mnist", "cifar10"):
             for noise in (20, 40):
                 for regime in regimes[:None if noise == 40 else 2]:
                     got = [memo.get((data, regime, b, f"{column}{noise}"), "–")
-                           for b in ("dropout", "midl", "dropout_wide")]
+                           for b in MEMO_BLOCKS]
                     md.append(f"| {DATA_LABELS[data]} ({BACKBONES[data]}) | {noise}% | "
                               f"{regime} | " + " | ".join(got) + " |")
         md.append("")
