@@ -47,7 +47,7 @@ from midl.figures import (
 )
 from midl.reporting.plots import plot_table
 from midl.reporting.render import bookkeeping, build_table, csv_text, latex, markdown, shown
-from midl.reporting.runs import DuplicateRunError, Run, collect_runs
+from midl.reporting.runs import DuplicateRunError, Run, collect_runs, data_caveat
 from midl.reporting.scales import (
     ANALYSIS_KEYS,
     ScaleError,
@@ -198,7 +198,7 @@ def _data_notes(runs: list[Run]) -> list[str]:
             notes.append("SVHN rows use a generated fixture in the SVHN .mat layout "
                          "(MNIST digits coloured and padded to 32x32; "
                          "scripts/make_svhn_fixture.py), NOT SVHN: their numbers say nothing "
-                         "about SVHN.")
+                         "about SVHN, and no difference to the paper is taken.")
             break
     sizes: dict[str, dict[str, None]] = {}  # dataset -> its distinct splits, in run order
     for run in runs:
@@ -215,25 +215,21 @@ def _data_notes(runs: list[Run]) -> list[str]:
 
 def _partial_file_notes(runs: list[Run]) -> list[str]:
     """A note per dataset whose files held fewer samples than the published dataset (the
-    CIFAR-100 subset here), where the run did not ask for a subset (``data.subset``) and the
-    data is not the SVHN stand-in (noted on its own)."""
+    CIFAR-100 subset here: :func:`midl.reporting.runs.data_caveat` is ``"subset"``)."""
     from midl.data import PUBLISHED_SIZES
 
     partial: dict[str, tuple[int, int, dict[str, int]]] = {}
     for run in runs:
         data = run.record.get("data") or {}
-        published = PUBLISHED_SIZES.get(str(data.get("name")))
-        split = data.get("sizes")
-        if not published or not isinstance(split, dict) or data.get("subset") \
-                or is_stand_in(data):
+        if data_caveat(data) != "subset":
             continue
-        train = int(split.get("train") or 0) + int(split.get("val") or 0)
-        test = int(split.get("test") or 0)
-        if train < published["train"] or test < published["test"]:
-            partial[data["name"]] = (train, test, published)
+        split = data["sizes"]
+        partial[data["name"]] = (int(split.get("train") or 0) + int(split.get("val") or 0),
+                                 int(split.get("test") or 0), PUBLISHED_SIZES[data["name"]])
     return [f"{name}: the data files hold {train:,} of its {published['train']:,} training and "
             f"{test:,} of its {published['test']:,} test samples (a subset of the published "
-            f"dataset): its rows check the pipeline and are not evidence about {name}."
+            f"dataset): its rows check the pipeline and are not evidence about {name}; no "
+            "difference to the paper is taken."
             for name, (train, test, published) in sorted(partial.items())]
 
 

@@ -83,6 +83,33 @@ def test_mean_std_n_difference_and_marks(tmp_path):
     assert (len(result.counted), len(result.missing), len(result.failed)) == (10, 0, 0)
 
 
+def test_no_difference_to_the_paper_is_taken_on_a_stand_in_or_an_imposed_subset(tmp_path):
+    """The SVHN stand-in and a dataset whose files hold a subset measure other data than the
+    paper's: the cell shows both numbers but no Δ and no †; a subset the run asked for (low
+    data) and the complete dataset are compared as usual."""
+    from midl.reporting.render import cell_text
+    from midl.reporting.runs import data_caveat
+
+    full = {"name": "CIFAR-10", "sizes": {"train": 45000, "val": 5000, "test": 10000}}
+    part = {"name": "CIFAR-10", "sizes": {"train": 900, "val": 100, "test": 900}}
+    assert data_caveat(full) is None and data_caveat(None) is None
+    assert data_caveat(part) == "subset"
+    assert data_caveat({**part, "subset": {"train_per_class": 90}}) is None   # asked for
+    assert data_caveat({**full, "name": "SVHN", "stand_in": {"not_svhn": True}}) == "stand-in"
+    for seed in range(5):
+        for block, data in (("dropout", full), ("midl", part)):
+            make_run(tmp_path, "cifar10_cnn", block, seed, extra={"data": data},
+                     test={"test/ece": 0.02, "test/acc": ACCS[seed]})
+    result = build_table(TABLES["table7"], collect_runs([tmp_path]), [0, 1, 2, 3, 4], "cpu",
+                         PAPER)
+    midl, dropout = (result.cells[(row, "ece")] for row in ("midl", "cnn_mlp (Dropout block)"))
+    assert midl.paper == 4.9 and midl.mean == pytest.approx(2.0)
+    assert midl.caveat == "subset" and midl.diff is None and midl.marks == ""
+    assert cell_text(midl, 1).endswith("/ 4.9 / Δ – (subset data: not comparable)")
+    assert dropout.caveat is None and dropout.diff == pytest.approx(2.0 - dropout.paper)
+    assert dropout.marks == "†"
+
+
 def test_close_to_paper_is_not_marked(tmp_path):
     for seed, ece in enumerate((0.047, 0.049, 0.051, 0.050, 0.048)):
         make_run(tmp_path, "cifar10_cnn", "midl", seed, test={"test/ece": ece})
@@ -350,4 +377,5 @@ def test_a_dataset_whose_files_hold_a_subset_is_named_a_pipeline_check():
     flagged = [note for note in notes if "subset of the published" in note]
     assert flagged == ["CIFAR-100: the data files hold 1,000 of its 50,000 training and 900 of "
                        "its 10,000 test samples (a subset of the published dataset): its rows "
-                       "check the pipeline and are not evidence about CIFAR-100."]
+                       "check the pipeline and are not evidence about CIFAR-100; no "
+                       "difference to the paper is taken."]

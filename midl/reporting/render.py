@@ -7,6 +7,10 @@ the difference ours - paper. Marks:
 - ``*``: n < 5 (fewer than the paper's five runs, including cells with no run at all);
 - ``†``: |ours - paper| > 2 x our std (needs n >= 2; with std 0 any difference is marked,
   except float rounding: a mean within 1e-6 of the paper's number, relative, is equal).
+
+A cell whose runs did not train on the paper's dataset (the SVHN stand-in, a subset the files
+imposed: :func:`midl.reporting.runs.data_caveat`) shows the paper's number beside ours but no
+difference and no ``†``: they measure different data.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from midl.reporting.numbers import fmt  # noqa: F401  (render.fmt: the one formatter)
-from midl.reporting.runs import NotCounted, Run, RunKey, expected_config, select_runs
+from midl.reporting.runs import NotCounted, Run, RunKey, data_caveat, expected_config, select_runs
 from midl.reporting.tables import CIFAR10C_FILE, Column, Row, TableSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +55,9 @@ class CellResult:
     # (seed, record section) of counted runs that lack the value (e.g. test_last of runs
     # recorded before the final weights were tested): named in the cell, never dropped silently
     lacking: list[tuple[int, str]] = field(default_factory=list)
+    # why ours is not the paper's measurement (midl.reporting.runs.data_caveat: "stand-in",
+    # "subset"): then no difference to the paper is taken and no `†` is given
+    caveat: str | None = None
 
     @property
     def n(self) -> int:
@@ -69,7 +76,7 @@ class CellResult:
 
     @property
     def diff(self) -> float | None:
-        if self.mean is None or self.paper is None:
+        if self.mean is None or self.paper is None or self.caveat is not None:
             return None
         return self.mean - self.paper
 
@@ -186,6 +193,7 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                     continue
                 result.values.append(value)
                 result.seeds.append(seed)
+                result.caveat = result.caveat or data_caveat(run.record.get("data"))
             if not result.values and extractor.needs == "efficiency" and column.na != "n/a":
                 result.na = na  # e.g. a GPU column without any GPU measurement
             cells[(row.label, column.key)] = result
@@ -227,6 +235,8 @@ def paper_text(cell: CellResult, digits: int) -> str:
 def cell_text(cell: CellResult, digits: int) -> str:
     """One table cell: ``ours / paper / Δ marks``."""
     diff = fmt(cell.diff, digits, signed=True) if cell.diff is not None else "–"
+    if cell.caveat is not None:
+        diff += f" ({cell.caveat} data: not comparable)"
     marks = f" {cell.marks}" if cell.marks else ""
     return f"{ours_text(cell, digits)} / {paper_text(cell, digits)} / Δ {diff}{marks}"
 

@@ -340,6 +340,33 @@ def expected_config(key: RunKey) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
+def data_caveat(data: Any) -> str | None:
+    """Why a run's numbers cannot be compared with the paper's on its dataset, from the run's
+    data summary (a record's ``data``), never from a folder of the machine reading it:
+
+    - ``"stand-in"``: the generated SVHN-format fixture (``scripts/make_svhn_fixture.py``;
+      the SVHN data module sets ``stand_in`` from ``svhn/FIXTURE.json``);
+    - ``"subset"``: the data files held fewer samples than the published dataset
+      (:data:`midl.data.PUBLISHED_SIZES`: training including validation, and test) although
+      the run asked for no subset (``data.subset``), e.g. the CIFAR-100 subset here;
+    - None: the real, complete dataset, or a subset the run asked for (Table 2's low data).
+    """
+    from midl.data import PUBLISHED_SIZES
+
+    if not isinstance(data, dict):
+        return None
+    if data.get("stand_in"):
+        return "stand-in"
+    published = PUBLISHED_SIZES.get(str(data.get("name")))
+    split = data.get("sizes")
+    if not published or not isinstance(split, dict) or data.get("subset"):
+        return None
+    train = int(split.get("train") or 0) + int(split.get("val") or 0)
+    if train < published["train"] or int(split.get("test") or 0) < published["test"]:
+        return "subset"
+    return None
+
+
 class DuplicateRunError(RuntimeError):
     """Two complete runs hold the same configuration and seed: which one counts is unclear."""
 
