@@ -108,6 +108,12 @@ def test_no_difference_to_the_paper_is_taken_on_a_stand_in_or_an_imposed_subset(
     assert cell_text(midl, 1).endswith("/ 4.9 / Δ – (subset data: not comparable)")
     assert dropout.caveat is None and dropout.diff == pytest.approx(2.0 - dropout.paper)
     assert dropout.marks == "†"
+    for seed in range(5):       # FLOPs depend on the model and input shape alone: compared
+        make_run(tmp_path / "t8", "cifar10_cnn", "midl", seed, extra={"data": part},
+                 test={"test/acc": 0.5, "test/flops": 22.2e6})
+    flops = build_table(TABLES["table8"], collect_runs([tmp_path / "t8"]), [0, 1, 2, 3, 4],
+                        "cpu", PAPER).cells[("cifar10 / midl", "flops")]
+    assert flops.caveat is None and flops.diff == pytest.approx(22.2 - flops.paper)
 
 
 def test_close_to_paper_is_not_marked(tmp_path):

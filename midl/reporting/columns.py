@@ -49,13 +49,18 @@ class Extractor:
     ``optional`` names the record sections (top-level keys of ``metrics.json``) that some
     records lack, e.g. ``test_last`` or ``memorization`` in records written before they
     existed: without one of them the value is missing (None). ``fn`` returns None for an
-    absent analysis; any other failed lookup (a mistyped key) raises."""
+    absent analysis; any other failed lookup (a mistyped key) raises.
+
+    ``of_model_only``: the value depends on the architecture and the input shape alone
+    (FLOPs, latency, memory), not on the data the run trained on, so it stays comparable with
+    the paper's on a stand-in dataset (:func:`midl.reporting.runs.data_caveat`)."""
 
     name: str
     fn: Callable[[Run], float | None]
     needs: str | None = None
     optional: tuple[str, ...] = ()
     source: str | None = None  # the record section the value comes from, when one may lack it
+    of_model_only: bool = False
 
     def lacks(self, run: Run) -> str | None:
         """The record section (``optional`` or ``source``) whose absence leaves this value
@@ -155,8 +160,9 @@ ANR_TAU = test_metric("anr_tau", 100)
 ECE = test_metric("ece", 100)
 BRIER = test_metric("brier")
 BRIER_MEAN = Extractor("brier_mean", _brier_mean)
-FLOPS = Extractor("flops", _per_million("flops"))
-FLOPS_COND = Extractor("flops_cond", _per_million("flops_conditional"))
+FLOPS = Extractor("flops", _per_million("flops"), of_model_only=True)
+FLOPS_COND = Extractor("flops_cond", _per_million("flops_conditional"),
+                       of_model_only=True)
 C10C = Extractor("cifar10c", _c10c, needs="cifar10c")
 SMI = Extractor("smi", _smi_field("smi"), needs="smi")
 SMI_FLOOR = Extractor("smi_floor", _smi_field("floor"), needs="smi")
@@ -186,13 +192,14 @@ FALL = Extractor("fall", _fall, source="test_last")
 def latency(batch: int, device: str = "cpu") -> Extractor:
     """Median latency (ms) of a forward pass of ``batch`` inputs on ``device`` (cpu | gpu)."""
     return Extractor(f"latency_{device}_b{batch}",
-                     _efficiency("latency", batch, "median_ms", device), needs="efficiency")
+                     _efficiency("latency", batch, "median_ms", device), needs="efficiency",
+                     of_model_only=True)
 
 
 def memory(batch: int) -> Extractor:
     """Peak inference memory (MB) at ``batch`` (CPU: peak RSS of the measuring process)."""
     return Extractor(f"memory_b{batch}", _efficiency("memory", batch, "peak_mb", "cpu"),
-                     needs="efficiency")
+                     needs="efficiency", of_model_only=True)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ the difference ours - paper. Marks:
 
 A cell whose runs did not train on the paper's dataset (the SVHN stand-in, a subset the files
 imposed: :func:`midl.reporting.runs.data_caveat`) shows the paper's number beside ours but no
-difference and no ``†``: they measure different data.
+difference and no ``†``: they measure different data (FLOPs, latency and memory, which depend
+on the model and the input shape alone, are compared as usual).
 """
 
 from __future__ import annotations
@@ -193,7 +194,8 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                     continue
                 result.values.append(value)
                 result.seeds.append(seed)
-                result.caveat = result.caveat or data_caveat(run.record.get("data"))
+                if not extractor.of_model_only:
+                    result.caveat = result.caveat or data_caveat(run.record.get("data"))
             if not result.values and extractor.needs == "efficiency" and column.na != "n/a":
                 result.na = na  # e.g. a GPU column without any GPU measurement
             cells[(row.label, column.key)] = result
