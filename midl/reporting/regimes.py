@@ -234,8 +234,9 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, str
                         row.get("estimate", ""), row.get("low", ""), row.get("high", ""),
                         row.get("verdict", ""), row.get("q_value", ""), row.get("n_a", ""),
                         row.get("n_b", ""))))
-                    points.append((section, f"{family.label}, {DATA_LABELS[family.data]}",
-                                   column, row))
+                    prefix = "Low data, " if columns == LOWDATA_COLUMNS else ""
+                    points.append((section, f"{prefix}{family.label}, "
+                                   f"{DATA_LABELS[family.data]}", column, row))
             data = (DATA_LABELS[family.data] if columns == LOWDATA_COLUMNS  # label names it
                     else f"{DATA_LABELS[family.data]} ({BACKBONES[family.data]})")
             md.append(f"| {family.label} | {data} | "
@@ -274,32 +275,37 @@ def _csv_field(value: str) -> str:
 
 def plot(points: list[tuple[str, str, str, dict]], path: Path) -> Path:
     """A forest plot of ``points``: one line per (row, regime column), effect and 95%
-    interval, grouped by section; written atomically (PNG)."""
+    interval, grouped by section and coloured by the audit's verdict (the claims page's
+    colours, :data:`midl.reporting.claims.plots.COLOURS`); written atomically (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from midl.reporting.claims.plots import COLOURS
     from midl.runs.io import atomic_write
 
     shown = [(s, r, c, row) for s, r, c, row in points if _float(row.get("estimate")) is not None]
-    height = max(2.5, 0.22 * len(shown) + 1.2)
-    fig, ax = plt.subplots(figsize=(9, height))
-    colors = {c: plt.get_cmap("tab10")(i) for i, c in enumerate(dict.fromkeys(
-        [*NOISE_COLUMNS, *LOWDATA_COLUMNS]))}
-    labels = []
+    height = max(2.5, 0.22 * len(shown) + 1.6)
+    fig, ax = plt.subplots(figsize=(10, height))
+    labels, verdicts = [], {}
     for y, (_, label, column, row) in enumerate(reversed(shown)):
         est, low, high = (_float(row.get(k)) for k in ("estimate", "low", "high"))
+        verdict = row.get("verdict", "")
+        colour = verdicts.setdefault(verdict, COLOURS.get(verdict, "black"))
         ax.plot([low if low is not None else est, high if high is not None else est], [y, y],
-                color=colors[column], lw=2)
-        ax.plot([est], [y], "o", color=colors[column], ms=4)
+                color=colour, lw=2)
+        ax.plot([est], [y], "o", color=colour, ms=4)
         labels.append(f"{label}: {column}")
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlabel("MID-L minus compared arm (claim's unit), 95% interval")
-    ax.set_title("MID-L's claims across regimes", fontsize=10)
+    ax.set_xlabel("MID-L minus compared arm (claim's unit; for ECE lower is better), "
+                  "95% interval")
+    ax.set_title("MID-L's claims across regimes (colour: the audit's verdict)", fontsize=10)
+    ax.legend(handles=[plt.Line2D([], [], color=c, marker="o", lw=2, label=v)
+                       for v, c in verdicts.items()], fontsize=7, loc="lower left")
     fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110,
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight",
                                              metadata={"Software": None}))
     plt.close(fig)
     return path
