@@ -7,7 +7,7 @@
   side with :func:`plot_tsne_panels` (MID-L next to its Dropout baseline).
 
 Titles name the dataset, backbone and block (:func:`run_title`), and say when the data is a
-generated stand-in (:func:`is_stand_in`).
+generated stand-in (:func:`midl.data.svhn.is_stand_in`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
+
+from midl.data.svhn import is_stand_in  # noqa: E402
 
 
 def save_png(fig: Any, path: str | Path, dpi: int = 150) -> Path:
@@ -82,14 +84,6 @@ def class_names(dataset: str | None, n_classes: int | None = None) -> tuple[str,
     return names
 
 
-def is_stand_in(data: Any) -> bool:
-    """Whether a run's data is the generated SVHN-format fixture
-    (``scripts/make_svhn_fixture.py``), not the real dataset: read from the run's data summary
-    (a record's ``data``, whose ``stand_in`` the SVHN data module fills from
-    ``svhn/FIXTURE.json``), never from a folder of the machine reading the record."""
-    return isinstance(data, dict) and bool(data.get("stand_in"))
-
-
 def run_title(config: Any, dataset: str | None = None, block: str | None = None,
               data: Any = None) -> str:
     """A readable name of a run for figure titles, e.g. ``MNIST, MLP + MID-L`` or
@@ -99,7 +93,7 @@ def run_title(config: Any, dataset: str | None = None, block: str | None = None,
         config: the run's resolved config (``metrics.json``'s ``config`` or a DictConfig).
         dataset: the data module's ``name``; default: the class name of ``data._target_``.
         block: the block's config name (``midl``); default: read from ``block._target_``.
-        data: the run's data summary (a record's ``data``; :func:`is_stand_in`).
+        data: the run's data summary (a record's ``data``; :func:`midl.data.svhn.is_stand_in`).
     """
     config = config or {}
     data_target = str((config.get("data") or {}).get("_target_", "?")).rsplit(".", 1)[-1]
@@ -271,6 +265,6 @@ def plot_tsne_panels(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], path:
     return save_png(fig, path)
 
 
-__all__ = ["BLOCK_NAMES", "CLASS_NAMES", "class_names", "is_stand_in", "plot_smi_vs_frequency",
+__all__ = ["BLOCK_NAMES", "CLASS_NAMES", "class_names", "plot_smi_vs_frequency",
            "plot_tsne", "plot_tsne_panels", "points_path", "run_title", "save_png", "spearman",
            "tsne_embedding"]

@@ -37,10 +37,10 @@ from typing import Any
 
 import yaml
 
+from midl.data import is_stand_in
 from midl.figures import (
     BLOCK_NAMES,
     class_names,
-    is_stand_in,
     plot_smi_vs_frequency,
     plot_tsne_panels,
     run_title,

@@ -11,7 +11,13 @@ import torch
 from test_data import write_adult, write_cifar100_pickle, write_imdb_parquet, write_svhn_mat
 
 from conftest import require_real
-from midl.data import AdultDataModule, CIFAR100DataModule, IMDBDataModule, SVHNDataModule
+from midl.data import (
+    AdultDataModule,
+    CIFAR100DataModule,
+    IMDBDataModule,
+    SVHNDataModule,
+    is_stand_in,
+)
 from midl.data.adult import read_adult_csv
 from midl.data.formats import ChecksumWarning, read_svhn_mat
 
@@ -64,6 +70,7 @@ def test_svhn_reader_maps_10_to_0_and_layout(tmp_path):
     with pytest.warns(ChecksumWarning):
         stand_in.setup()
     assert stand_in.summary()["stand_in"] == {"not_svhn": True, "seed": 0}
+    assert is_stand_in(stand_in.summary()) and not is_stand_in(dm.summary())  # what reports read
     path = tmp_path / "svhn" / "train_32x32.mat"
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(ValueError, match="train_32x32.mat.*truncated or corrupt"):

@@ -10,7 +10,7 @@ from midl.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from midl.data.digits import DigitsDataModule
 from midl.data.imdb import IMDBDataModule
 from midl.data.mnist import MNISTDataModule
-from midl.data.svhn import SVHNDataModule
+from midl.data.svhn import SVHNDataModule, is_stand_in
 
 PUBLISHED_SIZES: dict[str, dict[str, int]] = {
     module.name: module.published_sizes
@@ -20,4 +20,4 @@ PUBLISHED_SIZES: dict[str, dict[str, int]] = {
 
 __all__ = ["PUBLISHED_SIZES", "AdultDataModule", "CIFAR100DataModule", "CIFAR10DataModule",
            "DigitsDataModule", "IMDBDataModule", "InMemoryDataModule", "MNISTDataModule",
-           "SVHNDataModule", "Splits", "default_data_dir"]
+           "SVHNDataModule", "Splits", "default_data_dir", "is_stand_in"]

@@ -4,6 +4,7 @@ Feature Learning", NIPS Workshop) from the published ``.mat`` files under the da
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import torch
 
@@ -80,3 +81,15 @@ class SVHNDataModule(InMemoryDataModule):
         if self.stand_in is not None:
             out["stand_in"] = self.stand_in
         return out
+
+
+def is_stand_in(data: Any) -> bool:
+    """Whether a run's data is the generated SVHN-format fixture
+    (``scripts/make_svhn_fixture.py``), not the real dataset: read from the run's data summary
+    (a record's ``data``, whose ``stand_in`` :meth:`SVHNDataModule.summary` fills from
+    ``svhn/FIXTURE.json``), never from a folder of the machine reading the record.
+
+    Args:
+        data: a record's ``data`` (a dict); anything else is not a stand-in.
+    """
+    return isinstance(data, dict) and bool(data.get("stand_in"))

@@ -344,19 +344,18 @@ def data_caveat(data: Any) -> str | None:
     """Why a run's numbers cannot be compared with the paper's on its dataset, from the run's
     data summary (a record's ``data``), never from a folder of the machine reading it:
 
-    - ``"stand-in"``: the generated SVHN-format fixture (``scripts/make_svhn_fixture.py``;
-      the SVHN data module sets ``stand_in`` from ``svhn/FIXTURE.json``);
+    - ``"stand-in"``: the generated SVHN-format fixture (:func:`midl.data.is_stand_in`);
     - ``"subset"``: the data files held fewer samples than the published dataset
       (:data:`midl.data.PUBLISHED_SIZES`: training including validation, and test) although
       the run asked for no subset (``data.subset``), e.g. the CIFAR-100 subset here;
     - None: the real, complete dataset, or a subset the run asked for (Table 2's low data).
     """
-    from midl.data import PUBLISHED_SIZES
+    from midl.data import PUBLISHED_SIZES, is_stand_in
 
+    if is_stand_in(data):
+        return "stand-in"
     if not isinstance(data, dict):
         return None
-    if data.get("stand_in"):
-        return "stand-in"
     published = PUBLISHED_SIZES.get(str(data.get("name")))
     split = data.get("sizes")
     if not published or not isinstance(split, dict) or data.get("subset"):
