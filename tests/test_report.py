@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from midl import report
-from midl.reporting.render import build_table, markdown
+from midl.reporting.render import build_table, csv_text, markdown
 from midl.reporting.runs import RunKey, collect_runs, expected_config
 from midl.reporting.tables import REGIME_TABLES, TABLES
 
@@ -108,6 +108,10 @@ def test_no_difference_to_the_paper_is_taken_on_a_stand_in_or_an_imposed_subset(
     assert cell_text(midl, 1).endswith("/ 4.9 / Δ – (subset data: not comparable)")
     assert dropout.caveat is None and dropout.diff == pytest.approx(2.0 - dropout.paper)
     assert dropout.marks == "†"
+    rows = {(r["row"], r["column"]): r
+            for r in csv.DictReader(csv_text(result, []).splitlines())}
+    assert (rows[("midl", "ece")]["caveat"], rows[("midl", "ece")]["diff"]) == ("subset", "")
+    assert rows[("cnn_mlp (Dropout block)", "ece")]["caveat"] == ""
     for seed in range(5):       # FLOPs depend on the model and input shape alone: compared
         make_run(tmp_path / "t8", "cifar10_cnn", "midl", seed, extra={"data": part},
                  test={"test/acc": 0.5, "test/flops": 22.2e6})

@@ -286,19 +286,20 @@ def bookkeeping(result: TableResult) -> list[str]:
 
 def csv_text(result: TableResult, header: list[str]) -> str:
     """Long-format CSV: one line per cell with every number unrounded; header lines as
-    ``#`` comments."""
+    ``#`` comments. ``caveat`` says why a cell with a paper number has no ``diff``
+    (:func:`midl.reporting.runs.data_caveat`: ``stand-in`` or ``subset``; empty otherwise)."""
     out = io.StringIO()
     for line in header:
         out.write(f"# {line}\n")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["row", "column", "unit", "ours_mean", "ours_std", "n", "seeds", "paper",
-                     "paper_std", "diff", "marks", "ours_text", "note"])
+                     "paper_std", "diff", "caveat", "marks", "ours_text", "note"])
     for row in result.spec.rows:
         for column in result.spec.columns:
             cell = result.cells[(row.label, column.key)]
             writer.writerow([row.label, column.key, column.unit, _num(cell.mean), _num(cell.std),
                              cell.n, " ".join(map(str, cell.seeds)), _num(cell.paper),
-                             _num(cell.paper_std), _num(cell.diff), cell.marks,
+                             _num(cell.paper_std), _num(cell.diff), cell.caveat or "", cell.marks,
                              ours_text(cell, column.digits), cell.note])
     return out.getvalue()
 
