@@ -26,7 +26,7 @@ import argparse
 import itertools
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,13 +63,15 @@ class Grid:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One search run: its knob value, learning rate, best noisy val/acc (a fraction) and the
-    regime it trained in."""
+    """One search run: its knob value, learning rate, best noisy val/acc (a fraction), the
+    regime it trained in, and the run itself (:class:`midl.reporting.runs.Run`; selection
+    never reads it: the regimes page shows the candidates' test accuracies after the fact)."""
 
     value: float
     lr: float
     score: float
     regime: str
+    run: Any = field(default=None, compare=False, repr=False)
 
 
 def _floats(text: Any) -> tuple[float, ...]:
@@ -106,7 +108,7 @@ def candidates(runs: Sequence[Any], scale: str, grid: Grid
         config = run.record["config"]
         out.setdefault(key.setting, []).append(Candidate(
             float(config["block"][grid.knob]), float(config["optimizer"]["lr"]),
-            float(run.record["best_val"]["val/acc"]), key.regime))
+            float(run.record["best_val"]["val/acc"]), key.regime, run))
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -266,3 +267,38 @@ def test_regimes_page_arranges_the_audited_claims(tmp_path):
                                        "t2_mnist,1,0,2,held\n")
     with pytest.raises(regimes.RegimesError, match="lacks the claims"):
         regimes.write("cpu", tmp_path)
+
+
+def test_the_regimes_page_lists_every_search_candidate_with_its_test_accuracy_after_the_fact():
+    from midl import tuning
+    from midl.reporting import regimes
+    from midl.reporting.runs import Run, RunKey
+
+    def run(block, value, lr, score, scale="cpu", test=0.9, last=None):
+        key = RunKey("mnist_mlp", block, 0.4, 100, scale, "memorize", "search_mnist_mlp")
+        record = {"config": {"block": {tuning.KNOBS[block]: value}, "optimizer": {"lr": lr}},
+                  "best_val": {"val/acc": score}, "test": {"test/acc": test}}
+        if last is not None:
+            record["test_last"] = {"test/acc": last}
+        return Run(Path(f"/r/{block}{value}{lr}{scale}.json"), key, "complete", record)
+
+    grid = tuning.search_grid("dropout")
+    runs = [run("dropout", p, lr, 0.6 if (p, lr) == (0.3, 1e-3) else 0.5, test=0.95, last=0.8)
+            for p, lr in sorted(grid.configurations())]
+    runs[0] = run("dropout", *sorted(grid.configurations())[0], 0.5, test=0.97, last=0.75)
+    runs.append(run("dropout", 0.1, 3e-4, 0.99, scale="quick"))       # another scale: left out
+    runs += [run("midl", 0.5, 3e-4, 0.6)]                               # unfinished search
+    lines = regimes.search_table(runs, "cpu")
+    assert lines[0].startswith("## Equal-budget search: every candidate (selection seed 100, "
+                               "40% label noise")
+    rows = [line for line in lines if line.startswith("| `")]
+    assert len(rows) == 7 and [r.count("(chosen)") for r in rows] == [0, 0, 0, 1, 0, 0, 0]
+    assert rows[0] == "| `mnist_mlp` (memorize) | Dropout | p 0.1, lr 0.0003 | 50.00 | 97.00 " \
+        "| 75.00 |"
+    assert rows[3].startswith("| `mnist_mlp` (memorize) | Dropout | p 0.3, lr 0.001 (chosen) "
+                              "| 60.00 | 95.00 | 80.00 |")
+    assert rows[6] == "| `mnist_mlp` (memorize) | MID-L | top_k 0.5, lr 0.0003 | 60.00 | 90.00 " \
+        "| – |"
+    assert regimes.search_table(runs, "paper") == []
+    md = regimes.build({}, {}, search=lines)[0]
+    assert md.endswith("| – |\n") and md.index("## Fall") < md.index("## Equal-budget search")

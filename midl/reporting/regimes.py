@@ -14,7 +14,9 @@ tuning winner's, the parameter-matched baseline's, low data trained to convergen
 each arm's memorized fraction and fall (best clean validation accuracy minus final test
 accuracy). Nothing is computed here that the claims audit did not
 compute: this page only arranges its rows (:data:`LAYOUT` names which claim fills which cell),
-so a verdict reads the same on both pages.
+so a verdict reads the same on both pages. A last section lists the equal-budget searches'
+candidates from the run records (``<results>/runs/<scale>``; :func:`search_table`): the score
+selection read and, after the fact, their test accuracies.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -181,6 +184,55 @@ def tuned_winners(folder: Path = TUNING_DIR) -> list[str]:
     return lines
 
 
+def search_table(runs: Sequence[Any], scale: str) -> list[str]:
+    """The equal-budget searches' candidates as a Markdown section (``[]`` without search
+    runs): per search setting and arm, each configuration's best noisy validation accuracy
+    (the only number selection reads, :mod:`midl.tuning`), the winner marked, and after the
+    fact the test accuracy of that checkpoint and of the final weights (the record's ``test``
+    and ``test_last``, %), so a reader sees how much the choice could matter on the selection
+    seed. No claim reads these numbers.
+
+    Args:
+        runs: runs and records (:func:`midl.reporting.runs.collect_runs`); only complete
+            search runs at ``scale`` are used.
+    """
+    from midl.tuning import KNOBS, TuningError, candidates, search_grid, winner
+
+    def pct(result: Any) -> str:
+        acc = result.get("test/acc") if isinstance(result, dict) else None
+        return "–" if acc is None else f"{100 * float(acc):.2f}"
+
+    rows, grids = [], []
+    for i, block in enumerate(KNOBS):
+        grid = search_grid(block)
+        grids.append(grid)
+        for setting, found in candidates(runs, scale, grid).items():
+            try:
+                best = winner(found, grid, setting)
+            except TuningError:                    # an unfinished search: nothing chosen yet
+                best = None
+            for c in found:
+                chosen = " (chosen)" if best is not None and c == best else ""
+                record = c.run.record if c.run is not None else {}
+                rows.append(((setting, i, c.value, c.lr),
+                             f"| `{setting}` ({c.regime}) | {MEMO_BLOCKS.get(block, block)} | "
+                             f"{grid.knob} {c.value:g}, lr {c.lr:g}{chosen} | "
+                             f"{100 * c.score:.2f} | {pct(record.get('test'))} | "
+                             f"{pct(record.get('test_last'))} |"))
+    if not rows:
+        return []
+    seeds = ", ".join(sorted({str(g.seed) for g in grids}))
+    noises = ", ".join(sorted({f"{100 * g.noise:g}%" for g in grids}))
+    return [f"## Equal-budget search: every candidate (selection seed {seeds}, {noises} "
+            "label noise, noisy validation labels)", "",
+            "Selection reads the best noisy validation accuracy alone (midl/tuning.py); the "
+            "test accuracies, of that checkpoint and of the final weights, are shown after "
+            "the fact and enter no claim.", "",
+            "| Search | Arm | Configuration | Best noisy val acc (%) | Test acc, that "
+            "checkpoint (%) | Test acc, final weights (%) |",
+            "|---|---|---|---|---|---|", *(line for _, line in sorted(rows)), ""]
+
+
 def cell_text(row: dict[str, str] | None) -> str:
     """``+0.03 [-1.11, +1.02] absent``, with ``(adjusted: ...)`` where the audit's
     multiplicity-adjusted verdict differs; ``–`` without a claim; the verdict alone without an
@@ -199,11 +251,11 @@ def cell_text(row: dict[str, str] | None) -> str:
 
 
 def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, str], str],
-          header: Sequence[str] = (), winners: Sequence[str] = ()
+          header: Sequence[str] = (), winners: Sequence[str] = (), search: Sequence[str] = ()
           ) -> tuple[str, str, list[tuple[str, str, str, dict]]]:
     """The page's markdown and long CSV, and the plotted points
     ``(section, row label, column, claims.csv row)``; ``winners``: the tuned columns' winners
-    (:func:`tuned_winners`)."""
+    (:func:`tuned_winners`); ``search``: the searches' section (:func:`search_table`), last."""
     md = ["# Regimes: MID-L's claims where its mechanism can act", "", *header, "",
           "Each cell: the effect (MID-L minus the compared arm, in the claim's unit) with its "
           "95% interval over seeds, and the claims audit's verdict with its margin fixed in "
@@ -265,8 +317,9 @@ def build(claims: dict[str, dict[str, str]], memo: dict[tuple[str, str, str, str
         md.append("")
     md += ["`–`: no run, or runs recorded before the memorized fraction (the final weights' "
            "test) was measured; the tuned runs have no fall (their validation labels are "
-           "noisy)."]
-    return "\n".join(md) + "\n", "\n".join(lines) + "\n", points
+           "noisy).", ""]
+    md += list(search)
+    return "\n".join(md).rstrip("\n") + "\n", "\n".join(lines) + "\n", points
 
 
 def _csv_field(value: str) -> str:
@@ -311,9 +364,11 @@ def plot(points: list[tuple[str, str, str, dict]], path: Path) -> Path:
     return path
 
 
-def write(scale: str, results: Path, force: bool = False) -> list[Path]:
+def write(scale: str, results: Path, force: bool = False,
+          runs: Sequence[Path] | None = None) -> list[Path]:
     """Write ``<results>/<scale>/regimes.{md,csv,png}`` from that folder's claims and regime
-    table CSVs; returns the paths.
+    table CSVs, and the searches' candidates (:func:`search_table`) from the runs and records
+    in ``runs`` (default ``<results>/runs/<scale>`` where it exists); returns the paths.
 
     Raises:
         RegimesError: claims.csv missing or incomplete (see :func:`read_claims`), or an output
@@ -323,8 +378,12 @@ def write(scale: str, results: Path, force: bool = False) -> list[Path]:
     claims = read_claims(folder / CLAIMS_CSV)
     header_lines = [line for line in (folder / CLAIMS_CSV).read_text().splitlines()
                     if line.startswith("# ")]
+    from midl.reporting.runs import collect_runs
+
+    folders = [Path(p) for p in runs] if runs is not None else [results / "runs" / scale]
+    search = search_table(collect_runs([p for p in folders if p.is_dir()]), scale)
     md, table, points = build(claims, memorization(folder / NOISE_TABLE_CSV),
-                              [line[2:] for line in header_lines], tuned_winners())
+                              [line[2:] for line in header_lines], tuned_winners(), search)
     outputs = [folder / "regimes.md", folder / "regimes.csv", folder / "regimes.png"]
     existing = [p for p in outputs if p.exists()]
     if existing and not force:
@@ -341,9 +400,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("results"),
                         help="results folder holding <scale>/claims.csv (default: results)")
     parser.add_argument("--force", action="store_true", help="replace existing outputs")
+    parser.add_argument("--runs", nargs="+", type=Path, default=None,
+                        help="folders of the search runs and records (default: "
+                             "<out>/runs/<scale>)")
     args = parser.parse_args(argv)
     try:
-        for path in write(args.scale, args.out, args.force):
+        for path in write(args.scale, args.out, args.force, args.runs):
             print(f"wrote {path}")
     except RegimesError as error:
         parser.exit(2, f"error: {error}\n")
