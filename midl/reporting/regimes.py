@@ -33,7 +33,9 @@ from typing import Any
 import yaml
 
 from midl.reporting.render import fmt
+from midl.reporting.runs import collect_runs
 from midl.runs.io import atomic_write_text
+from midl.tuning import KNOBS, TuningError, candidates, search_grid, winner
 
 CLAIMS_CSV = "claims.csv"
 NOISE_TABLE_CSV = "regimes_noise.csv"
@@ -196,8 +198,6 @@ def search_table(runs: Sequence[Any], scale: str) -> list[str]:
         runs: runs and records (:func:`midl.reporting.runs.collect_runs`); only complete
             search runs at ``scale`` are used.
     """
-    from midl.tuning import KNOBS, TuningError, candidates, search_grid, winner
-
     def pct(result: Any) -> str:
         acc = result.get("test/acc") if isinstance(result, dict) else None
         return "–" if acc is None else f"{100 * float(acc):.2f}"
@@ -378,8 +378,6 @@ def write(scale: str, results: Path, force: bool = False,
     claims = read_claims(folder / CLAIMS_CSV)
     header_lines = [line for line in (folder / CLAIMS_CSV).read_text().splitlines()
                     if line.startswith("# ")]
-    from midl.reporting.runs import collect_runs
-
     folders = [Path(p) for p in runs] if runs is not None else [results / "runs" / scale]
     search = search_table(collect_runs([p for p in folders if p.is_dir()]), scale)
     md, table, points = build(claims, memorization(folder / NOISE_TABLE_CSV),
