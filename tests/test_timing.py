@@ -35,8 +35,12 @@ def test_sessions_of_table10_on_real_images(tmp_path, monkeypatch, capsys):
     orders = [s["order"] for s in table["sessions"]]
     assert orders == [["dropout/seed=0", "midl/seed=0"], ["midl/seed=0", "dropout/seed=0"]] * 2 \
         + [["dropout/seed=0", "midl/seed=0"]]
-    ratios = interleaved.arm_ratios(table, "midl", "dropout")
-    assert len(ratios) == 5 and all(0.2 < r < 5 for r in ratios)
+    # medians in ms for one image (no bound on the ratio: a machine busy with other jobs
+    # times noisily, and speed targets live in `make bench`)
+    medians = [s["median_ms"] for s in table["sessions"]]
+    assert all(0 < ms < 1000 for m in medians for ms in m.values())
+    assert interleaved.arm_ratios(table, "midl", "dropout") == pytest.approx(
+        [m["midl/seed=0"] / m["dropout/seed=0"] for m in medians])
     assert table["hardware"]["cpu_count"] and table["commit"]["hash"] is not None
     assert str(tmp_path) not in json.dumps(record)  # no path of this machine in the result
     assert timing.main(["--scale", "smoke", "--tables", "table10", "--out",
