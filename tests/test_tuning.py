@@ -14,6 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from conftest import CONFIG_DIR, compose_train
 from midl import tuning
+from midl.reporting.render import build_table, markdown
 from midl.reporting.runs import Run, RunKey, run_key, table_overrides
 from midl.reporting.tables import TABLES, TUNED_REGIMES
 
@@ -168,3 +169,11 @@ def test_the_regimes_table_has_a_tuned_row_per_arm_and_winner():
     for row in rows:
         assert row.tuning == f"{row.setting}_{row.block}"
         assert row.regime == TUNED_REGIMES[row.setting]
+    # no fall without clean validation labels: the cell says so rather than "missing"
+    text = markdown(build_table(TABLES["regimes_noise"], [], [0], "cpu", {}), [])
+    for row in rows:
+        line = next(line for line in text.splitlines() if line.startswith(f"| {row.label} |"))
+        cells = [cell.strip() for cell in line.split("|")[2:-1]]
+        labels = [column.key for column in TABLES["regimes_noise"].columns]
+        assert cells[labels.index("fall40")].startswith("n/a (noisy validation labels)")
+        assert cells[labels.index("noise40")].startswith("missing (n=0)")
