@@ -194,6 +194,49 @@ def test_gpu_columns_are_not_available_on_cpu(tmp_path):
     assert not any("efficiency" in m for m in result.missing_analyses)
 
 
+def _efficiency(ms: float, mb: float, hardware: dict) -> dict:
+    return {"efficiency": {"config": {"device": "cpu"}, "hardware": hardware,
+                           "latency": {"batch_1": {"median_ms": ms}},
+                           "memory": {"batch_1": {"peak_mb": mb}}}}
+
+
+def test_a_column_measured_on_two_machines_says_so_and_names_each_machines_runs(tmp_path):
+    fast = {"cpu_model": "AMD EPYC", "cpu_isa": "AVX512", "cpu_count": 2}
+    slow = {"cpu_model": "AMD EPYC", "cpu_isa": "AVX2", "cpu_count": 2}
+    for seed in range(5):
+        make_run(tmp_path, "cifar10_cnn", "midl", seed, test={"test/acc": 0.5},
+                 analysis=_efficiency(2.0, 500.0, fast))
+        make_run(tmp_path, "cifar10_cnn", "dropout", seed, test={"test/acc": 0.5},
+                 analysis=_efficiency(4.0, 510.0, fast if seed < 2 else slow))
+    result = build_table(TABLES["table10"], collect_runs([tmp_path]), list(range(5)), "cpu",
+                         PAPER)
+    midl_cell = result.cells[("midl", "latency_cpu")]
+    dropout_cell = result.cells[("cnn_mlp (Dropout block)", "latency_cpu")]
+    assert midl_cell.machines == ["AMD EPYC (AVX512)"] * 5
+    assert "‡" in midl_cell.marks and "‡" in dropout_cell.marks   # the whole column
+    assert "‡" not in result.cells[("midl", "latency_gpu")].marks  # no values: no machine
+    assert result.machine_notes == [
+        f"‡ {label}: measured on 2 machines, whose values do not compare with each other "
+        "(AMD EPYC (AVX2): cnn_mlp (Dropout block) (seeds 2,3,4); AMD EPYC (AVX512): "
+        "cnn_mlp (Dropout block) (seeds 0,1), midl (seeds 0,1,2,3,4))."
+        for label in ("CPU latency b=1 (ms)", "Peak memory b=1 (MB)")]
+    text = markdown(result, [])
+    assert "`‡` measured on more than one machine (see the notes)" in text
+    assert f"- {result.machine_notes[0]}" in text
+    rows = list(csv.DictReader(line for line in csv_text(result, []).splitlines()))
+    mixed = next(r for r in rows if r["row"].startswith("cnn_mlp") and r["column"] == "memory")
+    assert mixed["machines"] == "AMD EPYC (AVX2); AMD EPYC (AVX512)"
+
+    # one machine throughout (the paper's CPU is another machine, but that is said anyway)
+    for path in tmp_path.glob("grid_cifar10_cnn/multirun/*block=dropout*"):
+        record = json.loads((path / "metrics.json").read_text())
+        record["analysis"]["efficiency"]["hardware"] = fast
+        (path / "metrics.json").write_text(json.dumps(record))
+    result = build_table(TABLES["table10"], collect_runs([tmp_path]), list(range(5)), "cpu",
+                         PAPER)
+    assert result.machine_notes == [] and "‡" not in markdown(result, [])
+
+
 def test_every_table_has_the_papers_rows_and_columns(tmp_path):
     """Each table renders every row and column of its spec, and every paper row of the
     reference is matched by a row (no paper number is silently dropped)."""

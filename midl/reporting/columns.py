@@ -53,7 +53,11 @@ class Extractor:
 
     ``of_model_only``: the value depends on the architecture and the input shape alone
     (FLOPs, latency, memory), not on the data the run trained on, so it stays comparable with
-    the paper's on a stand-in dataset (:func:`midl.reporting.runs.data_caveat`)."""
+    the paper's on a stand-in dataset (:func:`midl.reporting.runs.data_caveat`).
+
+    ``machine``: for a value that measures the machine as much as the model (latency,
+    memory), how to name the machine it was measured on (:func:`measured_on`); a table whose
+    column holds values of more than one machine says so (:mod:`midl.reporting.render`)."""
 
     name: str
     fn: Callable[[Run], float | None]
@@ -61,6 +65,7 @@ class Extractor:
     optional: tuple[str, ...] = ()
     source: str | None = None  # the record section the value comes from, when one may lack it
     of_model_only: bool = False
+    machine: Callable[[Run], str] | None = None
 
     def lacks(self, run: Run) -> str | None:
         """The record section (``optional`` or ``source``) whose absence leaves this value
@@ -111,6 +116,22 @@ def _efficiency(kind: str, batch: int, field_name: str, device: str) -> Callable
             return None
         return result[kind][f"batch_{batch}"][field_name]
     return read
+
+
+def measured_on(run: Run) -> str:
+    """The machine ``run``'s efficiency analysis measured on, as tables name it: the GPU's name
+    for a CUDA measurement, else the CPU model and the vector instructions torch used on it
+    (``AMD EPYC (AVX512)``, from the analysis's ``hardware``); ``unknown machine`` where the
+    analysis did not record it (a value of ``run`` exists only after that analysis ran)."""
+    result = run.analysis("efficiency") or {}
+    hardware = result.get("hardware") or {}
+    if str((result.get("config") or {}).get("device", "cpu")).startswith("cuda"):
+        return str(hardware.get("gpu") or "unknown GPU")
+    model = hardware.get("cpu_model")
+    if not model:
+        return "unknown machine"
+    isa = hardware.get("cpu_isa")
+    return f"{model} ({isa})" if isa else str(model)
 
 
 def _smi_field(name: str) -> Callable[[Run], Any]:
@@ -193,13 +214,13 @@ def latency(batch: int, device: str = "cpu") -> Extractor:
     """Median latency (ms) of a forward pass of ``batch`` inputs on ``device`` (cpu | gpu)."""
     return Extractor(f"latency_{device}_b{batch}",
                      _efficiency("latency", batch, "median_ms", device), needs="efficiency",
-                     of_model_only=True)
+                     of_model_only=True, machine=measured_on)
 
 
 def memory(batch: int) -> Extractor:
     """Peak inference memory (MB) at ``batch`` (CPU: peak RSS of the measuring process)."""
     return Extractor(f"memory_b{batch}", _efficiency("memory", batch, "peak_mb", "cpu"),
-                     needs="efficiency", of_model_only=True)
+                     needs="efficiency", of_model_only=True, machine=measured_on)
 
 
 @dataclass(frozen=True)

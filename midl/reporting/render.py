@@ -6,7 +6,10 @@ the difference ours - paper. Marks:
 
 - ``*``: n < 5 (fewer than the paper's five runs, including cells with no run at all);
 - ``†``: |ours - paper| > 2 x our std (needs n >= 2; with std 0 any difference is marked,
-  except float rounding: a mean within 1e-6 of the paper's number, relative, is equal).
+  except float rounding: a mean within 1e-6 of the paper's number, relative, is equal);
+- ``‡``: a column of machine-bound values (latency, memory: ``Extractor.machine``) measured
+  on more than one machine; a note under the table names each machine's rows and seeds, since
+  milliseconds of different machines do not compare.
 
 A cell whose runs did not train on the paper's dataset (the SVHN stand-in, a subset the files
 imposed: :func:`midl.reporting.runs.data_caveat`) shows the paper's number beside ours but no
@@ -59,6 +62,9 @@ class CellResult:
     # why ours is not the paper's measurement (midl.reporting.runs.data_caveat: "stand-in",
     # "subset"): then no difference to the paper is taken and no `†` is given
     caveat: str | None = None
+    # the machine each value was measured on, for machine-bound values (Extractor.machine)
+    machines: list[str] = field(default_factory=list)
+    mixed_machines: bool = False  # its column holds values of more than one machine
 
     @property
     def n(self) -> int:
@@ -89,6 +95,8 @@ class CellResult:
         if (self.diff is not None and self.std is not None and abs(self.diff) > 2 * self.std
                 and not math.isclose(self.mean, self.paper, rel_tol=1e-6, abs_tol=1e-9)):
             out += "†"
+        if self.mixed_machines and self.values:
+            out += "‡"
         if self.n < FULL_N:
             out += "*"
         return out
@@ -107,6 +115,7 @@ class TableResult:
     missing: list[RunKey]
     missing_analyses: list[str] = field(default_factory=list)
     not_counted: list[NotCounted] = field(default_factory=list)
+    machine_notes: list[str] = field(default_factory=list)  # see machine_notes()
 
 
 def paper_entry(paper: dict[str, Any], spec: TableSpec, row: Row) -> dict[str, Any] | None:
@@ -194,6 +203,8 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                     continue
                 result.values.append(value)
                 result.seeds.append(seed)
+                if extractor.machine is not None:
+                    result.machines.append(extractor.machine(run))
                 if not extractor.of_model_only:
                     result.caveat = result.caveat or data_caveat(run.record.get("data"))
             if not result.values and extractor.needs == "efficiency" and column.na != "n/a":
@@ -207,7 +218,36 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
         incomplete=[r for r in unfinished if r.status == "incomplete"],
         missing=[k for k in keys if k not in index and k not in selection.unfinished],
         missing_analyses=sorted(set(missing_analyses)),
-        not_counted=selection.not_counted)
+        not_counted=selection.not_counted,
+        machine_notes=machine_notes(spec, cells))
+
+
+def machine_notes(spec: TableSpec, cells: dict[tuple[str, str], CellResult]) -> list[str]:
+    """For each column whose machine-bound values (latency, memory) come from more than one
+    machine: mark its cells ``‡`` (``CellResult.mixed_machines``) and return a note naming,
+    per machine, the rows and seeds measured on it. Columns measured on one machine: none."""
+    notes = []
+    for column in spec.columns:
+        column_cells = [cells[(row.label, column.key)] for row in spec.rows]
+        by_machine: dict[str, list[str]] = {}
+        for cell in column_cells:
+            if not cell.machines:  # not machine-bound, or no value
+                continue
+            seeds: dict[str, list[int]] = {}
+            for machine, seed in zip(cell.machines, cell.seeds, strict=True):
+                seeds.setdefault(machine, []).append(seed)
+            for machine, machine_seeds in seeds.items():
+                by_machine.setdefault(machine, []).append(
+                    f"{cell.row} (seeds {','.join(map(str, machine_seeds))})")
+        if len(by_machine) < 2:
+            continue
+        for cell in column_cells:
+            cell.mixed_machines = bool(cell.machines)
+        where = "; ".join(f"{machine}: {', '.join(rows)}"
+                          for machine, rows in sorted(by_machine.items()))
+        notes.append(f"‡ {column.label}: measured on {len(by_machine)} machines, whose values "
+                     f"do not compare with each other ({where}).")
+    return notes
 
 
 def ours_text(cell: CellResult, digits: int) -> str:
@@ -248,14 +288,17 @@ def markdown(result: TableResult, header: list[str]) -> str:
     spec = result.spec
     lines = [f"# {spec.title}", "", *header, "",
              "Each cell: **ours** mean ± std over seeds (n runs) / **paper** / Δ = ours − paper. "
-             "Marks: `†` differs from the paper by more than 2 std; `*` n < 5.", ""]
+             "Marks: `†` differs from the paper by more than 2 std; `*` n < 5"
+             + ("; `‡` measured on more than one machine (see the notes)."
+                if result.machine_notes else "."), ""]
     columns = spec.columns
     lines.append("| Row | " + " | ".join(f"{c.label}" for c in columns) + " |")
     lines.append("|---|" + "---|" * len(columns))
     for row in spec.rows:
         cells = [cell_text(result.cells[(row.label, c.key)], c.digits) for c in columns]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
-    notes = [*spec.notes, *sorted({r.note for r in spec.rows if r.note})]
+    notes = [*spec.notes, *sorted({r.note for r in spec.rows if r.note}),
+             *result.machine_notes]
     if notes:
         lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     lines += ["", *bookkeeping(result)]
@@ -287,20 +330,23 @@ def bookkeeping(result: TableResult) -> list[str]:
 def csv_text(result: TableResult, header: list[str]) -> str:
     """Long-format CSV: one line per cell with every number unrounded; header lines as
     ``#`` comments. ``caveat`` says why a cell with a paper number has no ``diff``
-    (:func:`midl.reporting.runs.data_caveat`: ``stand-in`` or ``subset``; empty otherwise)."""
+    (:func:`midl.reporting.runs.data_caveat`: ``stand-in`` or ``subset``; empty otherwise);
+    ``machines`` the machines a machine-bound cell's values were measured on (empty for
+    others)."""
     out = io.StringIO()
     for line in header:
         out.write(f"# {line}\n")
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["row", "column", "unit", "ours_mean", "ours_std", "n", "seeds", "paper",
-                     "paper_std", "diff", "caveat", "marks", "ours_text", "note"])
+                     "paper_std", "diff", "caveat", "marks", "ours_text", "note", "machines"])
     for row in result.spec.rows:
         for column in result.spec.columns:
             cell = result.cells[(row.label, column.key)]
             writer.writerow([row.label, column.key, column.unit, _num(cell.mean), _num(cell.std),
                              cell.n, " ".join(map(str, cell.seeds)), _num(cell.paper),
                              _num(cell.paper_std), _num(cell.diff), cell.caveat or "", cell.marks,
-                             ours_text(cell, column.digits), cell.note])
+                             ours_text(cell, column.digits), cell.note,
+                             "; ".join(sorted(set(cell.machines)))])
     return out.getvalue()
 
 
@@ -311,6 +357,7 @@ def _num(value: float | None) -> str:
 def _tex_escape(text: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                  ("#", r"\#"), ("±", r"$\pm$"), ("Δ", r"$\Delta$"), ("†", r"$^\dagger$"),
+                 ("‡", r"$^\ddagger$"),
                  ("−", "-"), ("–", "--")):
         text = text.replace(a, b)
     return text
