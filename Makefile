@@ -63,7 +63,7 @@ ifndef RUN_LOG
 RUN_LOG := $(abspath $(OUTPUTS))/.run-logs/$(shell date +%Y%m%d-%H%M%S)-$(shell echo $$$$).jsonl
 endif
 TABLE_ENV = $(DATA_ENV) MIDL_OUTPUT_DIR=$(OUTPUTS) MIDL_RECORDS_DIR=$(abspath $(RECORDS)) \
-	MIDL_CACHE_DIR=$(CACHE_DIR) $(if $(SVHN_FIXTURE),MIDL_SVHN_DIR=$(abspath $(SVHN_FIXTURE))) \
+	MIDL_CACHE_DIR=$(abspath $(CACHE_DIR)) $(if $(SVHN_FIXTURE),MIDL_SVHN_DIR=$(abspath $(SVHN_FIXTURE))) \
 	MIDL_RUN_LOG=$(RUN_LOG)
 SWEEP_DIRS = $(OUTPUTS)/grid_*/multirun
 # committed run records (midl/runs/records.py): every finished run of a scale, read by the reports

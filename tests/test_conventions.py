@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,20 @@ def test_every_make_target_gets_the_same_data_root(tmp_path):
         commands = [line for line in out.splitlines() if "-m midl." in line or "pytest" in line]
         assert commands, (target, out)
         assert all(f"MIDL_DATA_DIR={tmp_path}" in line for line in commands), (target, out)
+
+
+def test_the_report_targets_pass_absolute_cache_and_svhn_folders(tmp_path):
+    """The SVHN stand-in's data folder lies under the cache folder; a record stores it as
+    ``<paths.cache_dir>/svhn-fixture``, and the report composes the same only when both
+    folders are absolute (a relative default cache folder left every SVHN run "not counted"
+    in Table 8 of ``make report`` on a fresh clone)."""
+    env = {k: v for k, v in os.environ.items() if k != "MIDL_CACHE_DIR"}
+    env["MIDL_DATA_DIR"] = str(tmp_path)   # no SVHN files there: the fixture is used
+    out = subprocess.run(["make", "-n", "-o", ".venv/.installed", "report", "SCALE=cpu"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=60).stdout
+    reports = [line for line in out.splitlines() if "-m midl.report " in line]
+    assert reports, out
+    for line in reports:
+        cache = re.search(r"MIDL_CACHE_DIR=(\S+)", line).group(1)
+        svhn = re.search(r"MIDL_SVHN_DIR=(\S+)", line).group(1)
+        assert cache.startswith("/") and svhn == f"{cache}/svhn-fixture", line
