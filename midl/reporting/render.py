@@ -95,7 +95,7 @@ class CellResult:
         if (self.diff is not None and self.std is not None and abs(self.diff) > 2 * self.std
                 and not math.isclose(self.mean, self.paper, rel_tol=1e-6, abs_tol=1e-9)):
             out += "†"
-        if self.mixed_machines and self.values:
+        if self.mixed_machines:
             out += "‡"
         if self.n < FULL_N:
             out += "*"
@@ -211,6 +211,9 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                 result.na = na  # e.g. a GPU column without any GPU measurement
             cells[(row.label, column.key)] = result
     unfinished = [selection.unfinished[k] for k in keys if k in selection.unfinished]
+    notes, mixed_columns = machine_notes(spec, cells)
+    for (_, column_key), cell in cells.items():
+        cell.mixed_machines = column_key in mixed_columns and bool(cell.machines)
     return TableResult(
         spec, cells, keys,
         counted=[index[k] for k in keys if k in index],
@@ -219,14 +222,16 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
         missing=[k for k in keys if k not in index and k not in selection.unfinished],
         missing_analyses=sorted(set(missing_analyses)),
         not_counted=selection.not_counted,
-        machine_notes=machine_notes(spec, cells))
+        machine_notes=notes)
 
 
-def machine_notes(spec: TableSpec, cells: dict[tuple[str, str], CellResult]) -> list[str]:
-    """For each column whose machine-bound values (latency, memory) come from more than one
-    machine: mark its cells ``‡`` (``CellResult.mixed_machines``) and return a note naming,
-    per machine, the rows and seeds measured on it. Columns measured on one machine: none."""
-    notes = []
+def machine_notes(spec: TableSpec, cells: dict[tuple[str, str], CellResult]
+                  ) -> tuple[list[str], set[str]]:
+    """The columns whose machine-bound values (latency, memory) come from more than one
+    machine: a note per such column naming, per machine, the rows and seeds measured on it,
+    and the set of their column keys (whose valued cells :func:`build_table` marks ``‡``).
+    Columns measured on one machine get neither."""
+    notes, mixed = [], set()
     for column in spec.columns:
         column_cells = [cells[(row.label, column.key)] for row in spec.rows]
         by_machine: dict[str, list[str]] = {}
@@ -241,13 +246,12 @@ def machine_notes(spec: TableSpec, cells: dict[tuple[str, str], CellResult]) -> 
                     f"{cell.row} (seeds {','.join(map(str, machine_seeds))})")
         if len(by_machine) < 2:
             continue
-        for cell in column_cells:
-            cell.mixed_machines = bool(cell.machines)
+        mixed.add(column.key)
         where = "; ".join(f"{machine}: {', '.join(rows)}"
                           for machine, rows in sorted(by_machine.items()))
         notes.append(f"‡ {column.label}: measured on {len(by_machine)} machines, whose values "
                      f"do not compare with each other ({where}).")
-    return notes
+    return notes, mixed
 
 
 def ours_text(cell: CellResult, digits: int) -> str:
