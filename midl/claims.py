@@ -34,7 +34,8 @@ percentage points):
   :mod:`midl.timing`) times both arms of the claim's table in interleaved sessions, the
   geometric mean of the per-session ratios of the arms' medians, one-sample t on their logs
   over sessions (:mod:`midl.metrics.interleaved`); else the per-run medians, each run timed
-  in a session of its own. With
+  in a session of its own, and only where both arms' values were measured on one machine
+  (else "no data", naming the machines: milliseconds of two machines do not compare). With
   ``relative_to`` (a second column), each arm's value of a seed is first its change from that
   column in the same seed (e.g. noise40 - clean), and the paper's number likewise; from
   committed summaries (no per-seed values) the change has a mean but no known spread;

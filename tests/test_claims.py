@@ -16,6 +16,7 @@ from scipy import stats
 from midl import claims as audit
 from midl.claims import Cell, Claim, TableCells, judge
 from midl.reporting import effects
+from midl.reporting.claims.cells import cells_from_csv
 from midl.reporting.effects import verdict
 from midl.reporting.tables import TABLES
 
@@ -241,6 +242,36 @@ def test_latency_from_interleaved_sessions_replaces_the_per_run_medians():
     assert j.source.startswith("latency_sessions.json: 6 interleaved sessions x 1 seeds")
     other = {"tables": {"table5": sessions["tables"]["table10"]}}  # not this claim's table
     assert judge(c, table, "cpu", other).effect.estimate == pytest.approx(2.0, rel=0.02)
+
+
+def test_per_run_latencies_of_two_machines_are_not_compared(tmp_path):
+    spec = TABLES["table10"]
+    labels = [r.label for r in spec.rows]  # dropout, midl
+    dropout = {0: 0.30, 1: 0.32, 2: 0.31}
+    midl = {s: 0.6 * v for s, v in dropout.items()}
+    c = claim(group="Table 10", table="table10", metric="latency_cpu", a="midl",
+              b=labels[0], effect="ratio", direction="lower", margin=0.1, margin_reason="r")
+
+    def judged(machine_a: str, machine_b: str):
+        cells = {(labels[0], "latency_cpu"): Cell(values=dropout, machines=frozenset({machine_a})),
+                 (labels[1], "latency_cpu"): Cell(values=midl, machines=frozenset({machine_b}))}
+        return judge(c, {"table10": TableCells(spec, "hand-made", cells)}, "cpu")
+
+    assert judged("AMD EPYC (AVX512)", "AMD EPYC (AVX512)").verdict == "held"
+    j = judged("AMD EPYC (AVX512)", "AMD EPYC (AVX2)")
+    assert j.verdict == "no data" and j.effect.estimate is None
+    assert j.reason == ("latency_cpu values measured on 2 machines (AMD EPYC (AVX2); "
+                        "AMD EPYC (AVX512)), which do not compare: time both arms on one "
+                        "machine (make latency)")
+    # the committed table's machines column carries the same information
+    csv_path = tmp_path / "table10.csv"
+    csv_path.write_text("row,column,ours_mean,ours_std,n,paper,ours_text,machines\n"
+                        f"{labels[0]},latency_cpu,0.31,0.01,3,,0.31,AMD EPYC (AVX512)\n"
+                        f"{labels[1]},latency_cpu,0.19,0.01,3,,0.19,AMD EPYC (AVX2); Xeon\n")
+    from_csv = cells_from_csv(spec, csv_path)
+    assert from_csv.cells[(labels[1], "latency_cpu")].machines == {"AMD EPYC (AVX2)", "Xeon"}
+    assert judge(c, {"table10": from_csv}, "cpu").reason.startswith(
+        "latency_cpu values measured on 3 machines")
 
 
 # ------------------------------------------------------------------------------ statistics

@@ -21,7 +21,9 @@ from midl.reporting.tables import TableSpec
 @dataclass
 class Cell:
     """One table cell: per-seed values (runs) or a summary (committed table), and the paper's
-    number. ``na``: the text of a cell not measurable here (e.g. ``n/a (no GPU)``)."""
+    number. ``na``: the text of a cell not measurable here (e.g. ``n/a (no GPU)``).
+    ``machines``: the machines a machine-bound value (latency, memory) was measured on
+    (:func:`midl.reporting.columns.measured_on`); empty for other values."""
 
     values: dict[int, float] | None = None
     mean: float | None = None
@@ -29,6 +31,7 @@ class Cell:
     n: int = 0
     paper: float | None = None
     na: str | None = None
+    machines: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.values is not None:
@@ -47,12 +50,13 @@ def change_from(cell: Cell | None, base: Cell | None) -> Cell | None:
         return None
     paper = (None if cell.paper is None or base.paper is None else cell.paper - base.paper)
     na = cell.na or base.na
+    machines = cell.machines | base.machines
     if cell.values is not None and base.values is not None:
         return Cell(values={s: v - base.values[s] for s, v in cell.values.items()
-                            if s in base.values}, paper=paper, na=na)
+                            if s in base.values}, paper=paper, na=na, machines=machines)
     mean = (None if cell.mean is None or base.mean is None else cell.mean - base.mean)
     return Cell(mean=mean, n=min(cell.n, base.n) if mean is not None else 0, paper=paper,
-                na=na)
+                na=na, machines=machines)
 
 
 @dataclass
@@ -74,13 +78,15 @@ def cells_from_runs(spec: TableSpec, runs: list[Run], scale: str,
     if not result.counted:
         return None
     cells = {key: Cell(values=dict(zip(c.seeds, c.values, strict=True)), paper=c.paper,
-                       na=c.na) for key, c in result.cells.items()}
+                       na=c.na, machines=frozenset(c.machines))
+             for key, c in result.cells.items()}
     return TableCells(spec, f"{len(result.counted)} run records", cells)
 
 
 def cells_from_csv(spec: TableSpec, path: Path) -> TableCells | None:
     """The table's cells from its committed ``<table>.csv`` (``midl.report``'s columns
-    ``row, column, ours_mean, ours_std, n, paper, ours_text``); None if the file is absent."""
+    ``row, column, ours_mean, ours_std, n, paper, ours_text, machines``); None if the file is
+    absent."""
     if not path.exists():
         return None
     lines = [line for line in path.read_text().splitlines() if not line.startswith("#")]
@@ -90,9 +96,11 @@ def cells_from_csv(spec: TableSpec, path: Path) -> TableCells | None:
                   for k in ("ours_mean", "ours_std", "paper")}
         n = int(rec["n"]) if rec.get("n") else 0
         na = rec["ours_text"] if rec.get("ours_text", "").startswith("n/a") else None
+        machines = frozenset(m for m in (rec.get("machines") or "").split("; ") if m)
         cells[(rec["row"], rec["column"])] = Cell(mean=number["ours_mean"],
                                                   sd=number["ours_std"], n=n,
-                                                  paper=number["paper"], na=na)
+                                                  paper=number["paper"], na=na,
+                                                  machines=machines)
     return TableCells(spec, f"committed table {path.name} (summaries)", cells)
 
 

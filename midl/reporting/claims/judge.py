@@ -246,6 +246,12 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str,
         missing = claim.a if a is None or a.n == 0 else claim.b
         out.reason = f"no {claim.compared(used)} value for {missing}"
         return out
+    machines = sorted(frozenset().union(*(c.machines for c in cells)))
+    if len(machines) > 1:  # milliseconds of two machines do not compare
+        out.reason = (f"{claim.compared(used)} values measured on {len(machines)} machines "
+                      f"({'; '.join(machines)}), which do not compare: time both arms on one "
+                      "machine (make latency)")
+        return out
     out.effect = _effect(claim, a, b, spec, used, ra, rb)
     _decide(out)
     return out
