@@ -103,6 +103,15 @@ in the tables. The Benjamini-Hochberg q-value (``scipy.stats.false_discovery_con
 false discovery rate) is reported beside it (``q_value``). Adding claims does not only raise
 BH q-values: BH on p = .01, .03, .5 gives q(.03) = .045, and a repeated .01 lowers it to .04;
 hence repeats are left out. Exact values need no adjustment.
+
+The paper's regime. A scale may set an accuracy target per setting (``targets`` in
+``configs/scale/<scale>.yaml``: the test accuracy its baseline must reach,
+:mod:`midl.reporting.targets`). The header lists the target check of every setting a claim
+compares on trained values; a claim judged on a setting whose baseline misses its target
+(``not met``, or ``not met so far`` while seeds are missing) is marked ``§`` and its note names
+the setting and the baseline's accuracy (:mod:`midl.reporting.claims.targets`): there the
+authors' objection "you did not test our regime" applies. FLOPs, latency and memory depend on
+the architecture alone and are never marked. The mark changes no verdict.
 """
 
 from __future__ import annotations

@@ -274,6 +274,67 @@ def test_per_run_latencies_of_two_machines_are_not_compared(tmp_path):
         "latency_cpu values measured on 3 machines")
 
 
+def test_claims_on_a_setting_whose_baseline_misses_its_target_are_marked():
+    """The authors' objection "you did not test our regime": a claim compared on trained values
+    of a setting whose baseline is below the scale's accuracy target carries a mark and a note
+    naming the baseline's accuracy; FLOP, latency and analytic claims never do; no verdict
+    changes."""
+    from midl.reporting.claims.judge import Judgement
+    from midl.reporting.claims.targets import mark_below_target, trained_settings
+    from midl.reporting.targets import TargetCheck
+
+    by_id = {c.id: c for c in audit.load_claims()}
+    assert trained_settings(by_id["t8_imdb"]) == ("imdb_lstm",)
+    assert trained_settings(by_id["t3_noise40"]) == ("cifar10_cnn",)
+    for exempt in ("t5_flops", "t5_latency_cpu", "abstract_anr"):
+        assert trained_settings(by_id[exempt]) == ()
+    judgements = [Judgement(by_id[i], "inconclusive") for i in ("t8_imdb", "t3_noise40",
+                                                                 "t5_latency_cpu")]
+    checks = [TargetCheck("imdb_lstm", 85.0, (83.62,), 5),          # not met so far
+              TargetCheck("cifar10_cnn", 80.0, (83.0, 83.5), 5)]    # met so far
+    mark_below_target(judgements, checks)
+    imdb, cifar, latency = judgements
+    assert imdb.below_target == "imdb_lstm: Dropout baseline 83.62% < 85.0% (n = 1 of 5)"
+    assert cifar.below_target == "" and latency.below_target == ""
+    assert imdb.verdict == "inconclusive"
+    header = ["- Data: hand-made", *(c.line() for c in checks)]
+    md = audit.markdown(judgements, header)
+    row = next(line for line in md.splitlines() if line.startswith("| `t8_imdb`"))
+    assert "**inconclusive** §" in row
+    assert "**inconclusive** §" not in next(line for line in md.splitlines()
+                                             if line.startswith("| `t3_noise40`"))
+    assert "§ baseline below its accuracy target: imdb_lstm: Dropout baseline 83.62%" in md
+    assert "- Accuracy target (imdb_lstm, Dropout baseline, test accuracy): >= 85.0%" in md
+    rows = {r["id"]: r for r in csv.DictReader(
+        line for line in audit.csv_text(judgements, header).splitlines()
+        if not line.startswith("#"))}
+    assert rows["t8_imdb"]["below_target"] == imdb.below_target
+    assert rows["t3_noise40"]["below_target"] == ""
+
+
+def test_target_checks_come_from_the_baseline_runs_of_the_compared_settings(tmp_path,
+                                                                            monkeypatch):
+    from test_run_selection import SCALE, SETTING, make_run
+
+    from midl.reporting.claims import targets
+    from midl.reporting.runs import collect_runs
+
+    for seed, acc in enumerate((0.96, 0.97)):
+        make_run(tmp_path, f"dropout_{seed}", "dropout", seed=seed, acc=acc)
+    runs = collect_runs([tmp_path])
+    settings = dict(targets.scale_settings(SCALE), seeds="0,1",
+                    targets={SETTING: 97.5, "adult_mlp": 84.5})
+    monkeypatch.setattr(targets, "scale_settings", lambda name: settings)
+    mnist = claim(id="mnist", table="baselines", metric="acc", a="mnist / midl",
+                  b="mnist / dropout")
+    check, = targets.target_checks([mnist, claim(id="flops", table="baselines",
+                                                  metric="flops", a="mnist / midl",
+                                                  b="mnist / dropout")], runs, SCALE)
+    assert (check.setting, check.verdict) == (SETTING, "not met")
+    assert check.values == pytest.approx((96.0, 97.0))
+    assert targets.target_checks([mnist], [], SCALE) == []  # committed tables: no seeds
+
+
 # ------------------------------------------------------------------------------ statistics
 def test_paired_and_welch_match_scipy():
     rng = np.random.default_rng(0)

@@ -41,6 +41,12 @@ class TargetCheck:
         return statistics.fmean(self.values) if self.values else None
 
     @property
+    def baseline_name(self) -> str:
+        """``Dropout``, or the baseline's block name (:func:`baseline_block`)."""
+        block = baseline_block(self.setting)
+        return "Dropout" if block == BASELINE_BLOCK else block
+
+    @property
     def verdict(self) -> str:
         """``met``, ``not met`` or ``no baseline runs yet``; ``(so far)`` while seeds miss."""
         if not self.values:
@@ -56,10 +62,8 @@ class TargetCheck:
             std = statistics.stdev(self.values) if len(self.values) > 1 else 0.0
             ours = (f"ours {self.mean:.2f} ± {std:.2f} (n = {len(self.values)} of "
                     f"{self.seeds_expected})")
-        block = baseline_block(self.setting)
-        name = "Dropout" if block == BASELINE_BLOCK else block
-        return (f"- Accuracy target ({self.setting}, {name} baseline, test accuracy): "
-                f">= {self.target:.1f}%: {ours}: **{self.verdict}**")
+        return (f"- Accuracy target ({self.setting}, {self.baseline_name} baseline, test "
+                f"accuracy): >= {self.target:.1f}%: {ours}: **{self.verdict}**")
 
 
 def check_targets(settings: list[str], targets: dict[str, Any] | None, runs: list[Run],

@@ -3,6 +3,8 @@
 - :mod:`~midl.reporting.claims.spec`: :class:`Claim`, :func:`load_claims` and its checks;
 - :mod:`~midl.reporting.claims.cells`: the tables' cells, from run records or committed CSVs;
 - :mod:`~midl.reporting.claims.judge`: effects, verdicts and q-values (:func:`judge`);
+- :mod:`~midl.reporting.claims.targets`: claims judged where a baseline misses its accuracy
+  target (marked, verdicts unchanged);
 - :mod:`~midl.reporting.claims.render`: ``claims.md``, ``claims.csv``, the README block;
 - :mod:`~midl.reporting.claims.plots`: the forest plot and the paper-vs-ours bars;
 - :func:`audit` (here): all of it for one scale, every output written atomically.
@@ -65,6 +67,7 @@ from midl.reporting.claims.spec import (
     find_row,
     load_claims,
 )
+from midl.reporting.claims.targets import mark_below_target, target_checks
 from midl.reporting.runs import collect_runs
 from midl.reporting.scales import scale_settings
 from midl.runs.io import atomic_write_text
@@ -100,7 +103,9 @@ def audit(scale: str, run_dirs: Sequence[str | Path], out: Path,
     sessions = load_sessions(out / scale / SESSIONS_FILE)
     judgements = [judge(c, tables, scale, sessions) for c in claims]
     adjust_for_multiplicity(judgements)
-    header = header_lines(scale, tables, command)
+    checks = target_checks(claims, runs, scale)
+    mark_below_target(judgements, checks)
+    header = header_lines(scale, tables, command, checks)
     folder = out / scale
     written = [atomic_write_text(folder / "claims.md", markdown(judgements, header)),
                atomic_write_text(folder / "claims.csv", csv_text(judgements, header))]

@@ -72,6 +72,7 @@ class Judgement:
     decision_p: float | None = None  # the p-value of the test that reached the verdict
     band: tuple[float, float] | None = None  # the paper's effect as its printed digits allow
     note: str = ""  # where two rules applied (rules, "Where two apply")
+    below_target: str = ""  # compared settings whose baseline misses its accuracy target
 
     @property
     def exact(self) -> bool:

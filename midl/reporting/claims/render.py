@@ -13,6 +13,7 @@ from midl.reporting.claims.judge import FDR, Judgement, distinct
 from midl.reporting.claims.spec import ROOT, ClaimsError
 from midl.reporting.effects import MAX_SEEDS
 from midl.reporting.numbers import MISSING, fmt
+from midl.reporting.targets import TargetCheck
 from midl.runs.provenance import commit_text, git_commit
 
 CLAIMS_CODE = ("midl/claims.py", "midl/reporting", "results/claims.yaml",
@@ -125,8 +126,14 @@ def _seeds_text(j: Judgement) -> str:
     return f"> {MAX_SEEDS}" if j.effect.spread else "unknown (no spread)"
 
 
+TARGET_NOTE = ("§: judged on a setting whose baseline misses the scale's accuracy target "
+               "(the header's targets; the claim's note names it): the models are not in the "
+               "paper's accuracy regime there, so the verdict may not speak for the paper's "
+               "setting. The verdict itself is reached by the same rules.")
+
+
 def _verdict_cell(j: Judgement) -> str:
-    mark = " ‡" if j.maybe_chance else ""
+    mark = (" ‡" if j.maybe_chance else "") + (" §" if j.below_target else "")
     text = f"**{j.verdict}**{mark}"
     if j.claim.repeats:
         text += f" (repeats `{j.claim.repeats}`)"
@@ -161,7 +168,7 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
              "percentage points (pts). Rules: `midl/claims.py`'s docstring.", "",
              "p: unadjusted, two-sided against no effect. Holm / q: the p-value of the "
              "decision, adjusted over the distinct claims (Holm; Benjamini-Hochberg). "
-             + chance_note(judgements), "",
+             + chance_note(judgements), "", TARGET_NOTE, "",
              "| Claim | Paper says (source) | Comparison | Claimed | Ours (95% CI) | Margin | p "
              "| Holm | q | n | Paper | Verdict | Headline | Seeds needed |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -190,10 +197,13 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
             how = ("a spread: at least 2 measurements per arm (seeds; for Tables 5 and 10, "
                    "efficiency seeds)")
         lines.append(f"- `{j.claim.id}`: {how}.")
-    notes = [j for j in judgements if j.claim.note or j.reason or j.source or j.note]
+    notes = [j for j in judgements
+             if j.claim.note or j.reason or j.source or j.note or j.below_target]
     lines += ["", "## Notes and sources", ""]
     for j in notes:
-        parts = [p.strip().rstrip(".") for p in (j.claim.note, j.note, j.reason,
+        below = f"§ baseline below its accuracy target: {j.below_target}" \
+            if j.below_target else ""
+        parts = [p.strip().rstrip(".") for p in (j.claim.note, below, j.note, j.reason,
                                                   j.effect.method,
                                                   f"source: {j.source}" if j.source else "")
                  if p.strip()]
@@ -205,7 +215,7 @@ CSV_FIELDS = ("id", "group", "source", "table", "metric", "relative_to", "a", "b
               "direction", "kind", "unit", "estimate", "low", "high", "boot_low", "boot_high",
               "p_value", "q_value", "n_a", "n_b", "method", "paper", "paper_low",
               "paper_high", "margin", "decision_p", "holm_p", "verdict", "adjusted_verdict",
-              "repeats", "seeds_needed", "reason", "data_source")
+              "repeats", "seeds_needed", "reason", "data_source", "below_target")
 
 
 def csv_text(judgements: list[Judgement], header: list[str]) -> str:
@@ -228,7 +238,8 @@ def csv_text(judgements: list[Judgement], header: list[str]) -> str:
                            (*band, c.margin, j.decision_p, j.holm_p)],
                          j.verdict, j.adjusted, c.repeats or "",
                          "" if j.seeds_needed is None else j.seeds_needed,
-                         "; ".join(t for t in (j.note, j.reason) if t), j.source])
+                         "; ".join(t for t in (j.note, j.reason) if t), j.source,
+                         j.below_target])
     return buffer.getvalue()
 
 
@@ -253,7 +264,10 @@ def readme_block(judgements: list[Judgement], scale: str,
         head = "(repeat)" if j.claim.repeats else j.adjusted
         lines.append(f"| {j.claim.group} | `{j.claim.id}` | “{j.claim.quote}” | {ours_text(j)} "
                      f"| {margin_text(j)} | {_paper_text(j)} | {_verdict_cell(j)} | {head} |")
-    lines += ["", chance_note(judgements), "", END]
+    lines += ["", chance_note(judgements), ""]
+    if any(j.below_target for j in judgements):
+        lines += [TARGET_NOTE, ""]
+    lines.append(END)
     return "\n".join(lines)
 
 
@@ -270,12 +284,14 @@ def replace_block(text: str, block: str, path: Path | str = README) -> str:
     return text[:start] + block + text[stop + len(END):]
 
 
-def header_lines(scale: str, tables: dict[str, TableCells], command: str) -> list[str]:
-    """Scale, commit, command and where each table's numbers came from. The commit is the last
-    one that changed the audit's code or its inputs other than the runs (:data:`CLAIMS_CODE`),
-    so the same records give the same bytes in every later commit."""
+def header_lines(scale: str, tables: dict[str, TableCells], command: str,
+                 targets: Sequence[TargetCheck] = ()) -> list[str]:
+    """Scale, commit, command, where each table's numbers came from and the accuracy targets
+    of the compared settings (:func:`midl.reporting.claims.targets.target_checks`). The commit
+    is the last one that changed the audit's code or its inputs other than the runs
+    (:data:`CLAIMS_CODE`), so the same records give the same bytes in every later commit."""
     state = commit_text(git_commit(ROOT, CLAIMS_CODE))
     sources = "; ".join(f"{name}: {t.source}" for name, t in tables.items()) or "none"
     return [f"- Scale: `{scale}`; commit `{state}`; command `{command}`",
-            f"- Data: {sources}"]
+            f"- Data: {sources}", *(check.line() for check in targets)]
 
