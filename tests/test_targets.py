@@ -23,14 +23,15 @@ def test_target_met_not_met_and_partial_from_counted_baseline_runs(tmp_path):
     runs = collect_runs([tmp_path])
     met, = check_targets([SETTING, SETTING], {SETTING: 97.5}, runs, [0, 1], SCALE)
     assert met.values == pytest.approx((97.0, 99.0)) and met.verdict == "met"
+    assert not met.missed
     assert met.line() == (f"- Accuracy target ({SETTING}, Dropout baseline, test accuracy): "
                           ">= 97.5%: ours 98.00 ± 1.41 (n = 2 of 2): **met**")
     missed, = check_targets([SETTING], {SETTING: 98.5}, runs, [0, 1], SCALE)
-    assert missed.verdict == "not met"
+    assert missed.verdict == "not met" and missed.missed
     partial, = check_targets([SETTING], {SETTING: 97.5}, runs, [0, 1, 2], SCALE)
     assert partial.verdict == "met so far" and len(partial.values) == 2  # seed 2 not counted
     none, = check_targets([SETTING], {SETTING: 97.5}, runs, [5], SCALE)
-    assert none.verdict == "no baseline runs yet"
+    assert none.verdict == "no baseline runs yet" and not none.missed
     assert check_targets([SETTING], None, runs, [0], SCALE) == []
     assert check_targets(["adult_mlp"], {SETTING: 97.5}, runs, [0], SCALE) == []
     with pytest.raises(ValueError, match=r"targets.mnist_mlp = 197: expected a test accuracy"):

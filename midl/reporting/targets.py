@@ -47,11 +47,16 @@ class TargetCheck:
         return "Dropout" if block == BASELINE_BLOCK else block
 
     @property
+    def missed(self) -> bool:
+        """Whether the counted seeds' mean lies below the target (also while seeds miss)."""
+        return bool(self.values) and self.mean < self.target
+
+    @property
     def verdict(self) -> str:
         """``met``, ``not met`` or ``no baseline runs yet``; ``(so far)`` while seeds miss."""
         if not self.values:
             return "no baseline runs yet"
-        word = "met" if self.mean >= self.target else "not met"
+        word = "not met" if self.missed else "met"
         return word if len(self.values) >= self.seeds_expected else f"{word} so far"
 
     def line(self) -> str:

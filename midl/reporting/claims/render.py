@@ -201,8 +201,8 @@ def markdown(judgements: list[Judgement], header: list[str]) -> str:
              if j.claim.note or j.reason or j.source or j.note or j.below_target]
     lines += ["", "## Notes and sources", ""]
     for j in notes:
-        below = f"§ baseline below its accuracy target: {j.below_target}" \
-            if j.below_target else ""
+        below = (f"§ baseline below its accuracy target: {j.below_target}"
+                 if j.below_target else "")
         parts = [p.strip().rstrip(".") for p in (j.claim.note, below, j.note, j.reason,
                                                   j.effect.method,
                                                   f"source: {j.source}" if j.source else "")

@@ -54,7 +54,7 @@ def mark_below_target(judgements: Sequence[Judgement], checks: Sequence[TargetCh
     """Set :attr:`Judgement.below_target` of each judgement that compares a setting whose
     baseline misses its target (verdict ``not met`` or ``not met so far``), e.g.
     ``imdb_lstm: Dropout baseline 83.62% < 85.0% (n = 1 of 5)``."""
-    missed = {c.setting: c for c in checks if c.verdict.startswith("not met")}
+    missed = {c.setting: c for c in checks if c.missed}
     for j in judgements:
         texts = [_missed_text(missed[s]) for s in trained_settings(j.claim) if s in missed]
         j.below_target = "; ".join(texts)
