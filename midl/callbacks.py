@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +271,58 @@ class FiniteLossGuard(pl.Callback):
                 f"training loss is {loss.item()} at epoch {trainer.current_epoch}, step "
                 f"{trainer.global_step}: stopping; the last good checkpoint is kept (lower "
                 "optimizer.lr or check the data)")
+
+
+def _glibc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` through ctypes, or None where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+class ReleaseFreedMemory(pl.Callback):
+    """Give the pages of freed CPU tensors back to the operating system every
+    ``every_n_steps`` training steps and after every validation, with glibc's
+    ``malloc_trim(0)`` (malloc_trim(3)).
+
+    Why: where a model's tensor shapes change from batch to batch (the Transformer's
+    feed-forward slot runs only the real tokens of each batch, :mod:`midl.transformer`),
+    glibc's heap fragments: freed blocks lie between live ones, glibc keeps them, and the
+    process's resident memory grows all run long (an IMDB Transformer run: 9.3 GiB after 6
+    epochs, 10.2 GiB after 10; an IMDB LSTM run stays at 1.3 GiB). Measured on the 2-core
+    AMD EPYC (48 training steps, batch 64, varying real-token counts, one thread): resident
+    memory 1.36 -> 2.26 GB without it, flat at 0.74 GB with it every 8 steps, at the same step
+    time (1.70 vs 1.68 s). Where shapes do not change it releases little and costs one walk
+    over the heap. A no-op where the C library is not glibc (macOS, musl); CUDA memory is not
+    touched (PyTorch's caching allocator keeps it by design).
+
+    Args:
+        every_n_steps: training steps between releases (>= 1).
+
+    Raises:
+        ValueError: ``every_n_steps`` < 1.
+    """
+
+    def __init__(self, every_n_steps: int = 8) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"every_n_steps={every_n_steps} must be >= 1")
+        self.every_n_steps = every_n_steps
+        self._trim = _glibc_malloc_trim()
+
+    def release(self) -> None:
+        """Return freed heap pages to the operating system now (no-op without glibc)."""
+        if self._trim is not None:
+            self._trim(0)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs,
+                           batch, batch_idx: int) -> None:
+        if (batch_idx + 1) % self.every_n_steps == 0:
+            self.release()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.release()
 
 
 class NoiseMemorization(pl.Callback):

@@ -106,3 +106,9 @@ def test_transformer_section_times_both_attention_paths_with_one_flop_count():
         _check_quartiles(unfused["ratio_vs_fused"])
         assert "ratio_vs_fused" not in fused
     assert result["matmul_peak_flop_s"] > 0
+    memory = result["resident_memory"]
+    assert set(memory) == {f"release every {transformer.RELEASE_EVERY} steps", "never released"}
+    for arm in memory.values():
+        assert arm["step_s"] > 0
+        if arm["start_mb"] is not None:  # Linux
+            assert arm["growth_mb"] == arm["end_mb"] - arm["start_mb"]

@@ -19,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import compose_train
-from midl.callbacks import FiniteLossGuard, NonFiniteLossError
+from midl.callbacks import FiniteLossGuard, NonFiniteLossError, ReleaseFreedMemory
 from midl.config import ConfigError, validate
 from midl.data.formats import read_idx
+from midl.metrics.memory import resident_mb
 from midl.runs.io import atomic_write_json
+from midl.runs.provenance import config_hash
 from midl.train import train
 
 QUIET = ["callbacks.progress_bar.refresh_rate=0", "logger=none"]
@@ -194,6 +196,42 @@ def test_non_finite_loss_stops_the_run(tmp_path):
     guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(0.5)}, None, 3)
     with pytest.raises(NonFiniteLossError, match="inf at epoch 2, step 7"):
         guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(float("inf"))}, None, 3)
+
+
+@pytest.mark.skipif(resident_mb() is None, reason="reads Linux's /proc")
+def test_release_freed_memory_gives_a_fragmented_heap_back_to_the_os():
+    release = ReleaseFreedMemory(every_n_steps=4)
+    if release._trim is None:
+        pytest.skip("the C library is not glibc")
+    big = torch.ones(2**21)
+    del big  # freeing an 8 MiB mmapped block raises glibc's mmap threshold above 1 MiB
+    blocks, pins = [], []
+    for _ in range(200):  # 1 MiB blocks from the heap, each followed by a small live one, so
+        blocks.append(torch.ones(2**18))  # that the freed blocks are holes, not the heap's top
+        pins.append(torch.ones(1024))
+    del blocks
+    before = resident_mb()
+    release.release()
+    assert before - resident_mb() > 100  # of the 200 MiB freed
+    assert len(pins) == 200
+
+
+def test_release_freed_memory_runs_every_n_steps_and_after_validation_and_changes_no_hash(
+        tmp_path):
+    release = ReleaseFreedMemory(every_n_steps=4)
+    calls = []
+    release._trim = calls.append
+    for batch_idx in range(9):
+        release.on_train_batch_end(None, None, None, None, batch_idx)
+    assert len(calls) == 2  # after steps 4 and 8
+    release.on_validation_end(None, None)
+    assert calls == [0, 0, 0]
+    with pytest.raises(ValueError, match="every_n_steps=0"):
+        ReleaseFreedMemory(every_n_steps=0)
+    default = compose_train(QUIET, tmp_path)
+    assert default.callbacks.release_memory._target_ == "midl.callbacks.ReleaseFreedMemory"
+    assert config_hash(default) == config_hash(
+        compose_train([*QUIET, "~callbacks.release_memory"], tmp_path))
 
 
 def test_bit_flipped_data_file_names_the_file(tmp_path):

@@ -11,10 +11,18 @@ dropout on the attention weights off (the model's default: PyTorch's fused
 interleaved rounds. Each figure is the median over rounds with its inter-quartile range.
 Bound: the step's FLOPs (``torch.utils.flop_counter``, counted on the unfused path, whose
 arithmetic is the same) over the peak of a large float32 matmul measured in the same run.
+
+Resident memory: the process's RSS growth over ``MEMORY_STEPS`` training steps of the ``ffn``
+Transformer whose batches each have a different number of real tokens per sequence (as IMDB's
+do), with freed memory given back every ``RELEASE_EVERY`` steps (the runs' default,
+:class:`midl.callbacks.ReleaseFreedMemory`) and never; the step times of the two arms give
+their ratio. (Sequential in one process, released arm first: RSS is per process, so the two
+cannot be interleaved.)
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,17 +33,22 @@ from hydra.utils import instantiate
 from midl.bench.fastpath import matmul_peak
 from midl.bench.overhead import compose_train
 from midl.bench.stats import count_flops, fmt, quartiles, ratio, time_side_by_side
+from midl.callbacks import ReleaseFreedMemory
+from midl.metrics.memory import resident_mb
 
 BLOCKS = ("ffn", "midl_ffn")
 ATTENTION_DROPOUT = {"fused": 0.0, "attention dropout 0.1": 0.1}
 PAD_FRACTION = 0.25  # padded share of each sequence (IMDB at 256 tokens: about 0.25)
+MEMORY_STEPS = 48    # training steps per resident-memory arm
+RELEASE_EVERY = 8    # configs/callbacks/default.yaml: callbacks.release_memory.every_n_steps
 
 
 def make_step(block: str, attention_dropout: float, batch: int, length: int, vocab: int,
-              seed: int = 0) -> Callable[[], None]:
+              seed: int = 0, vary_padding: bool = False) -> Callable[[], None]:
     """One training step of the Transformer with ``block`` in its feed-forward slot, as a
     closure over fixed synthetic token ids (batch, length) (the last ``PAD_FRACTION`` of
-    every sequence padding, id 0) and labels (batch,).
+    every sequence padding, id 0) and labels (batch,); with ``vary_padding`` each call instead
+    pads every sequence after a random number of real tokens (1 to ``length``).
 
     Raises:
         hydra.errors.MissingConfigException: for a block with no ``configs/block/`` file.
@@ -49,14 +62,40 @@ def make_step(block: str, attention_dropout: float, batch: int, length: int, voc
     x = torch.randint(1, vocab, (batch, length))
     x[:, length - int(PAD_FRACTION * length):] = 0
     y = torch.randint(0, 2, (batch,))
+    ids, positions = torch.randint(1, vocab, (batch, length)), torch.arange(length)
+    lengths = torch.Generator().manual_seed(seed)
 
     def step() -> None:
+        if vary_padding:
+            real = torch.randint(1, length + 1, (batch, 1), generator=lengths)
+            x.copy_(ids.masked_fill(positions >= real, 0))
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     return step
+
+
+def resident_growth(release_every: int | None, steps: int, batch: int, length: int,
+                    vocab: int) -> dict[str, float | None]:
+    """RSS (MB) before and after ``steps`` training steps of the ``ffn`` Transformer with a
+    varying number of real tokens per sequence, freed memory given back every
+    ``release_every`` steps (None: never), and the mean step time (s). RSS is None where
+    Linux's ``/proc`` is unavailable."""
+    step = make_step("ffn", 0.0, batch, length, vocab, vary_padding=True)
+    release = ReleaseFreedMemory(release_every or 1)
+    step()
+    release.release()
+    start, t0 = resident_mb(), time.perf_counter()
+    for i in range(steps):
+        step()
+        if release_every and (i + 1) % release_every == 0:
+            release.release()
+    seconds = (time.perf_counter() - t0) / steps
+    end = resident_mb()
+    return {"start_mb": start, "end_mb": end, "step_s": seconds,
+            "growth_mb": None if start is None or end is None else end - start}
 
 
 def run(smoke: bool, rounds: int, min_run_time: float, threads: int) -> dict[str, Any]:
@@ -84,5 +123,13 @@ def run(smoke: bool, rounds: int, min_run_time: float, threads: int) -> dict[str
         print(f"  {name:32s} {q['median'] * 1e3:9.1f} ms  {flops[name] / 1e9:6.1f} GFLOP  "
               f"{rows[name]['fraction_of_peak']:6.1%} of peak"
               + (f"   x{fmt(speed)} the fused step's time" if speed else ""), flush=True)
+    steps = 2 if smoke else MEMORY_STEPS
+    memory = {f"release every {RELEASE_EVERY} steps": resident_growth(
+        RELEASE_EVERY, steps, batch, length, vocab),
+        "never released": resident_growth(None, steps, batch, length, vocab)}
+    print(f"resident memory over {steps} steps with varying real-token counts (ffn):")
+    for name, m in memory.items():
+        growth = "n/a" if m["growth_mb"] is None else f"{m['growth_mb']:+.0f} MB"
+        print(f"  {name:32s} {growth:>10s}  ({m['step_s']:.2f} s per step)", flush=True)
     return {"batch": batch, "length": length, "vocab": vocab, "pad_fraction": PAD_FRACTION,
-            "matmul_peak_flop_s": peak, "steps": rows}
+            "matmul_peak_flop_s": peak, "steps": rows, "resident_memory": memory}

@@ -53,6 +53,13 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
+def resident_mb() -> float | None:
+    """This process's resident set size now (MB), from ``/proc/self/status`` (``VmRSS``);
+    None where Linux's ``/proc`` is unavailable."""
+    kb = _status_kb("VmRSS")
+    return None if kb is None else kb / 1024
+
+
 def _reset_peak_rss() -> bool:
     try:
         with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:

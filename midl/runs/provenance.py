@@ -172,6 +172,7 @@ NOT_RESULT_KEYS: tuple[str, ...] = (
     "callbacks.rich_progress_bar",
     "callbacks.preemption",       # saves last.ckpt on SIGTERM
     "callbacks.finite_loss",      # stops a run whose loss is NaN (it then has no result)
+    "callbacks.release_memory",   # returns freed CPU memory to the OS: changes no number
     "callbacks.memorization",     # measures the trained model on its training set, in eval
                                   # mode after training (or between epochs): changes nothing
     "regime",                     # the regime's name and per-setting epochs: what it changes
