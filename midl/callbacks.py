@@ -292,11 +292,14 @@ class ReleaseFreedMemory(pl.Callback):
     glibc's heap fragments: freed blocks lie between live ones, glibc keeps them, and the
     process's resident memory grows all run long (an IMDB Transformer run: 9.3 GiB after 6
     epochs, 10.2 GiB after 10; an IMDB LSTM run stays at 1.3 GiB). Measured on the 2-core
-    AMD EPYC (48 training steps, batch 64, varying real-token counts, one thread): resident
-    memory 1.36 -> 2.26 GB without it, flat at 0.74 GB with it every 8 steps, at the same step
-    time (1.70 vs 1.68 s). Where shapes do not change it releases little and costs one walk
-    over the heap. A no-op where the C library is not glibc (macOS, musl); CUDA memory is not
-    touched (PyTorch's caching allocator keeps it by design).
+    AMD EPYC (``make bench``'s transformer section: 48 training steps, batch 64, varying
+    real-token counts, one thread): resident memory grew by 878 MB without it and by 3 MB with
+    it every 8 steps (1.70 vs 1.76 s per step). The price is that the next steps fault the
+    released pages back in: a CIFAR-10 CNN step followed by a release every step took 1.29x
+    as long, so where shapes do not change it costs time and saves nothing, and only the
+    Transformer setting turns it on (``configs/experiment/setting/imdb_transformer.yaml``).
+    A no-op where the C library is not glibc (macOS, musl); CUDA memory is not touched
+    (PyTorch's caching allocator keeps it by design).
 
     Args:
         every_n_steps: training steps between releases (>= 1).

@@ -216,8 +216,7 @@ def test_release_freed_memory_gives_a_fragmented_heap_back_to_the_os():
     assert len(pins) == 200
 
 
-def test_release_freed_memory_runs_every_n_steps_and_after_validation_and_changes_no_hash(
-        tmp_path):
+def test_release_freed_memory_runs_every_n_steps_and_in_the_transformer_setting(tmp_path):
     release = ReleaseFreedMemory(every_n_steps=4)
     calls = []
     release._trim = calls.append
@@ -228,10 +227,12 @@ def test_release_freed_memory_runs_every_n_steps_and_after_validation_and_change
     assert calls == [0, 0, 0]
     with pytest.raises(ValueError, match="every_n_steps=0"):
         ReleaseFreedMemory(every_n_steps=0)
-    default = compose_train(QUIET, tmp_path)
-    assert default.callbacks.release_memory._target_ == "midl.callbacks.ReleaseFreedMemory"
-    assert config_hash(default) == config_hash(
-        compose_train([*QUIET, "~callbacks.release_memory"], tmp_path))
+    setting = [*QUIET, "+experiment/setting=imdb_transformer", "+scale=smoke"]
+    transformer = compose_train(setting, tmp_path)
+    assert transformer.callbacks.release_memory._target_ == "midl.callbacks.ReleaseFreedMemory"
+    assert "release_memory" not in compose_train(QUIET, tmp_path).callbacks
+    assert config_hash(transformer) == config_hash(
+        compose_train([*setting, "~callbacks.release_memory"], tmp_path))
 
 
 def test_bit_flipped_data_file_names_the_file(tmp_path):

@@ -14,8 +14,8 @@ arithmetic is the same) over the peak of a large float32 matmul measured in the 
 
 Resident memory: the process's RSS growth over ``MEMORY_STEPS`` training steps of the ``ffn``
 Transformer whose batches each have a different number of real tokens per sequence (as IMDB's
-do), with freed memory given back every ``RELEASE_EVERY`` steps (the runs' default,
-:class:`midl.callbacks.ReleaseFreedMemory`) and never; the step times of the two arms give
+do), with freed memory given back every ``RELEASE_EVERY`` steps (as the Transformer setting
+does, :class:`midl.callbacks.ReleaseFreedMemory`) and never; the step times of the two arms give
 their ratio. (Sequential in one process, released arm first: RSS is per process, so the two
 cannot be interleaved.)
 """
@@ -40,7 +40,8 @@ BLOCKS = ("ffn", "midl_ffn")
 ATTENTION_DROPOUT = {"fused": 0.0, "attention dropout 0.1": 0.1}
 PAD_FRACTION = 0.25  # padded share of each sequence (IMDB at 256 tokens: about 0.25)
 MEMORY_STEPS = 48    # training steps per resident-memory arm
-RELEASE_EVERY = 8    # configs/callbacks/default.yaml: callbacks.release_memory.every_n_steps
+RELEASE_EVERY = 8    # callbacks.release_memory.every_n_steps of configs/experiment/setting/
+                     # imdb_transformer.yaml
 
 
 def make_step(block: str, attention_dropout: float, batch: int, length: int, vocab: int,
