@@ -63,8 +63,9 @@ def make_step(block: str, attention_dropout: float, batch: int, length: int, voc
     x = torch.randint(1, vocab, (batch, length))
     x[:, length - int(PAD_FRACTION * length):] = 0
     y = torch.randint(0, 2, (batch,))
-    ids, positions = torch.randint(1, vocab, (batch, length)), torch.arange(length)
-    lengths = torch.Generator().manual_seed(seed)
+    if vary_padding:
+        ids, positions = torch.randint(1, vocab, (batch, length)), torch.arange(length)
+        lengths = torch.Generator().manual_seed(seed)
 
     def step() -> None:
         if vary_padding:
@@ -85,14 +86,14 @@ def resident_growth(release_every: int | None, steps: int, batch: int, length: i
     ``release_every`` steps (None: never), and the mean step time (s). RSS is None where
     Linux's ``/proc`` is unavailable."""
     step = make_step("ffn", 0.0, batch, length, vocab, vary_padding=True)
-    release = ReleaseFreedMemory(release_every or 1)
+    release = ReleaseFreedMemory(release_every) if release_every else None
     step()
-    release.release()
+    ReleaseFreedMemory().release()  # each arm starts from a released heap
     start, t0 = resident_mb(), time.perf_counter()
     for i in range(steps):
         step()
-        if release_every and (i + 1) % release_every == 0:
-            release.release()
+        if release is not None:  # the callback's own schedule, as in a training run
+            release.on_train_batch_end(None, None, None, None, i)
     seconds = (time.perf_counter() - t0) / steps
     end = resident_mb()
     return {"start_mb": start, "end_mb": end, "step_s": seconds,
