@@ -5,8 +5,10 @@ prints it with the chosen epochs: the epoch at which early stopping with patienc
 ``--window`` epochs and a minimum gain of ``--min-gain`` points would have stopped the pilot,
 i.e. E + window for the first E after which the best validation accuracy so far improves by
 less than ``--min-gain`` points within the next ``--window`` epochs ("still improving" if the
-curve is too short to tell). Used for ``configs/scale/cpu.yaml`` (its comment gives the
-curves and the choices); the runs then test their best val/acc checkpoint.
+curve is too short to tell). Epochs are counted from 1 (an epoch count, so the chosen
+number is ``trainer.max_epochs``); Lightning's CSV log numbers them from 0. Used for
+``configs/scale/cpu.yaml`` (its comment gives the curves and the choices); the runs then test
+their best val/acc checkpoint.
 
     python scripts/pilot_epochs.py outputs/pilot_cifar10_cnn/runs/*/ [--window 10 --min-gain 0.5]
 
@@ -95,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = stopping_epoch(curve, args.window, args.min_gain)
         best = max(range(len(curve)), key=curve.__getitem__) + 1
         print(f"{run.name}\n  val/acc per epoch: {' '.join(f'{v:.3f}' for v in curve)}\n"
-              f"  best {max(curve):.3f} at epoch {best}; epochs chosen: "
+              f"  best {max(curve):.3f} at epoch {best} (counted from 1; the CSV log's epoch "
+              f"{best - 1}); epochs chosen: "
               f"{chosen if chosen is not None else 'still improving'}")
     return 0
 

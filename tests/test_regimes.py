@@ -159,6 +159,19 @@ def test_memorize_pilot_rule_takes_the_first_epoch_either_criterion_fires():
     assert rule(val[:4], [0.1, 0.2, 0.3, 0.4]) is None
 
 
+def test_pilot_rule_names_its_best_epoch_in_both_numberings(tmp_path, capsys):
+    script = _pilot_script()
+    curve = [0.80, 0.85, 0.88, 0.87, 0.87, 0.87]
+    # the best (0.88) comes after two epochs; none of the next two epochs gains 0.5 points
+    assert script.stopping_epoch(curve, window=2, min_gain=0.5) == 5
+    (tmp_path / "csv").mkdir()
+    rows = "".join(f"{epoch},{acc}\n" for epoch, acc in enumerate(curve))
+    (tmp_path / "csv" / "metrics.csv").write_text("epoch,val/acc\n" + rows)
+    assert script.main([str(tmp_path), "--window", "2"]) == 0
+    assert "best 0.880 at epoch 3 (counted from 1; the CSV log's epoch 2); epochs chosen: 5" \
+        in capsys.readouterr().out
+
+
 def test_sweep_configs_of_the_regimes_compose():
     GlobalHydra.instance().clear()
     names = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("regimes_*.yaml"))
