@@ -66,6 +66,15 @@ _ROBUST_COLUMNS = (
     Column("cifar10c", "CIFAR-10-C acc (sev. 3)", "%", "cifar10c", C10C),
 )
 
+# the columns most tables share (accuracy, both ANR readings, both FLOPs counts)
+_ACC = Column("acc", "Accuracy", "%", "accuracy", ACC)
+_F1 = Column("f1", "F1", "%", "f1", F1)
+_ANR_COLUMNS = (Column("anr", "ANR (nonzero)", "%", "anr", ANR),
+                Column("anr_tau", "ANR (alpha>0.5)", "%", "anr", ANR_TAU))
+_FLOPS_COLUMNS = (Column("flops", "FLOPs dense (M)", "M", "flops_m", FLOPS, digits=2),
+                  Column("flops_cond", "FLOPs conditional (M)", "M", "flops_m", FLOPS_COND,
+                         digits=2))
+
 _ABLATION_BLOCKS = ("f1_only", "f2_only", "fixed_alpha", "random_topk", "gumbel", "midl")
 # not in the paper: MID-L with Appendix A's gradient estimator (configs/block/midl_masked.yaml)
 MASKED_ROW = Row("midl (masked)", "cifar10_cnn", "midl_masked", None,
@@ -233,9 +242,7 @@ TABLES: dict[str, TableSpec] = {
             Row("adult (1,000) / midl", "lowdata_adult_mlp", "midl", None,
                 note="Section 5.4 trains on 1,000 Adult records but Table 2 has no Adult row"),
         ),
-        columns=(Column("acc", "Accuracy", "%", "accuracy", ACC),
-                 Column("anr", "ANR (nonzero)", "%", "anr", ANR),
-                 Column("anr_tau", "ANR (alpha>0.5)", "%", "anr", ANR_TAU)),
+        columns=(_ACC, *_ANR_COLUMNS),
         notes=(ANR_NOTE,)),
     "table3": TableSpec(
         "table3", "Table 3: robustness on CIFAR-10 (label noise, CIFAR-10-C)",
@@ -250,9 +257,7 @@ TABLES: dict[str, TableSpec] = {
         "table4", "Table 4: ablation on CIFAR-10 (top-k 50%)", "table4_ablation_cifar10",
         rows=(*(Row(b, "cifar10_cnn", b, {"variant": b}) for b in _ABLATION_BLOCKS),
               MASKED_ROW),
-        columns=(Column("acc", "Accuracy", "%", "accuracy", ACC),
-                 Column("anr", "ANR (nonzero)", "%", "anr", ANR),
-                 Column("anr_tau", "ANR (alpha>0.5)", "%", "anr", ANR_TAU)),
+        columns=(_ACC, *_ANR_COLUMNS),
         notes=(ANR_NOTE,)),
     "table5": TableSpec(
         "table5", "Table 5: efficiency on CIFAR-10 at batch 64",
@@ -260,9 +265,7 @@ TABLES: dict[str, TableSpec] = {
         rows=tuple(Row(m, "cifar10_cnn", b, {"model": m}) for b, m in
                    (("dropout", "mlp_dropout"), ("concrete_dropout", "concrete_dropout"),
                     ("switch", "switch"), ("midl", "midl"))),
-        columns=(Column("flops", "FLOPs dense (M)", "M", "flops_m", FLOPS, digits=2),
-                 Column("flops_cond", "FLOPs conditional (M)", "M", "flops_m", FLOPS_COND,
-                        digits=2),
+        columns=(*_FLOPS_COLUMNS,
                  Column("latency_cpu", "CPU latency b=64 (ms)", "ms", "latency_cpu_ms",
                         latency(64), digits=2),
                  Column("latency_gpu", "GPU latency b=64 (ms)", "ms", "latency_gpu_ms",
@@ -295,13 +298,7 @@ TABLES: dict[str, TableSpec] = {
     "table8": TableSpec(
         "table8", "Table 8: benchmark over seven datasets", "table8_benchmark",
         rows=_table8_rows(),
-        columns=(Column("acc", "Accuracy", "%", "accuracy", ACC),
-                 Column("f1", "F1", "%", "f1", F1),
-                 Column("anr", "ANR (nonzero)", "%", "anr", ANR),
-                 Column("anr_tau", "ANR (alpha>0.5)", "%", "anr", ANR_TAU),
-                 Column("flops", "FLOPs dense (M)", "M", "flops_m", FLOPS, digits=2),
-                 Column("flops_cond", "FLOPs conditional (M)", "M", "flops_m", FLOPS_COND,
-                        digits=2),
+        columns=(_ACC, _F1, *_ANR_COLUMNS, *_FLOPS_COLUMNS,
                  Column("latency_gpu", "GPU latency b=1 (ms)", "ms", "latency_ms",
                         latency(1, "gpu"), na=GPU_NA, digits=2),
                  Column("latency_cpu", "CPU latency b=1 (ms)", "ms", None, latency(1),
@@ -320,9 +317,7 @@ TABLES: dict[str, TableSpec] = {
         "table9", "Table 9: extended ablation on CIFAR-10", "table9_extended_ablation_cifar10",
         rows=(*(Row(b, "cifar10_cnn", b, {"variant": b}) for b in _ABLATION_BLOCKS),
               MASKED_ROW),
-        columns=(Column("acc", "Accuracy", "%", "accuracy", ACC),
-                 Column("anr", "ANR (nonzero)", "%", "anr", ANR),
-                 Column("anr_tau", "ANR (alpha>0.5)", "%", "anr", ANR_TAU),
+        columns=(_ACC, *_ANR_COLUMNS,
                  Column("smi", "SMI (nats)", "nats", "smi", SMI, digits=3),
                  *_SMI_COLUMNS[1:]),
         notes=("The paper prints Table 9's SMI without units (0.18-0.46) while Table 6 gives "
@@ -358,13 +353,7 @@ TABLES: dict[str, TableSpec] = {
                    for b in ("dropout", "concrete_dropout", "dynamic_relu", "switch", "loramoe",
                              "midl", "f1_only", "f2_only", "fixed_alpha", "random_topk",
                              "gumbel")),
-        columns=(Column("acc", "Accuracy", "%", "accuracy", ACC),
-                 Column("f1", "F1", "%", "f1", F1),
-                 Column("anr", "ANR (nonzero)", "%", "anr", ANR),
-                 Column("anr_tau", "ANR (alpha>0.5)", "%", "anr", ANR_TAU),
-                 Column("flops", "FLOPs dense (M)", "M", "flops_m", FLOPS, digits=2),
-                 Column("flops_cond", "FLOPs conditional (M)", "M", "flops_m", FLOPS_COND,
-                        digits=2)),
+        columns=(_ACC, _F1, *_ANR_COLUMNS, *_FLOPS_COLUMNS),
         notes=("Paper numbers: Table 8's, for the two models it reports; the paper lists "
                "Concrete Dropout, Dynamic ReLU, Switch and LoRAMoE (Section 5.3) but reports "
                "accuracy for none of them.",)),
