@@ -95,6 +95,16 @@ def gemm_floor(shapes: list[tuple[int, int]], rows: int, backward: bool, device:
 
 def block_cost(dims: list[int], batches: list[int], rounds: int, min_run_time: float,
                threads: int, device: torch.device) -> list[dict[str, Any]]:
+    """The MID-L layer's cost against its own floor (README, Performance): for every width d in
+    ``dims`` and batch in ``batches``, forward and forward+backward of the fused and the
+    reference ``MIDLayer``, F2 alone, one ``Linear(d, d)`` and the GEMMs the layer performs
+    (``gemm_floor``), timed interleaved over ``rounds`` rounds of at least ``min_run_time``
+    seconds each on ``threads`` threads; inputs (batch, d) float32 on ``device``.
+
+    Returns one row per (d, batch, pass): median and IQR of the seconds per call of each
+    candidate, their FLOPs (``torch.utils.flop_counter``), and the ratios of the fused and
+    the reference layer to the floor and of the fused one to the reference, F2 and the Linear.
+    """
     rows = []
     for d in dims:
         torch.manual_seed(0)
@@ -169,6 +179,13 @@ def baseline_blocks(dim: int) -> dict[str, nn.Module]:
 
 def baselines(dim: int, batch: int, rounds: int, min_run_time: float, threads: int,
               device: torch.device) -> list[dict[str, Any]]:
+    """Every block of ``configs/block/`` at width ``dim`` (see :func:`baseline_blocks`) and one
+    ``Linear(dim, dim)``: forward+backward on a (batch, dim) float32 input, timed interleaved
+    (``rounds`` rounds of at least ``min_run_time`` seconds, ``threads`` threads).
+
+    Returns one row per block: median and IQR of seconds per call, FLOPs, and the ratios of
+    its time to the Linear's (``/linear``) and to MID-L's (``/midl``).
+    """
     blocks = {name: b.to(device).train() for name, b in baseline_blocks(dim).items()}
     blocks["linear"] = nn.Linear(dim, dim).to(device)
     x = torch.randn(batch, dim, device=device, requires_grad=True)
@@ -197,6 +214,9 @@ def _uptime() -> str:
 
 
 def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the sections named in ``args.sections`` (see :func:`parse_args`) and return one JSON-
+    ready dict: the machine, torch version, threads, the load average before and after, the
+    command, and one entry per section."""
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {
@@ -253,6 +273,13 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line of ``python -m midl.bench`` with the sizes filled in (``--smoke``:
+    tiny sizes and one round; otherwise the measured ones) and ``args.out`` defaulting to
+    ``results/bench/<device>.json`` (None for a smoke run without ``--out``).
+
+    Raises:
+        SystemExit: an unknown option or section (argparse's message names it).
+    """
     parser = argparse.ArgumentParser(prog="python -m midl.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true",
@@ -301,6 +328,8 @@ def save(result: dict[str, Any], out: Path | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Entry point: parse ``argv`` (default ``sys.argv[1:]``), run, print and save the result
+    (see :func:`save`); returns the result."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     result = run_benchmarks(args)
     print(result["load_after"])

@@ -94,6 +94,13 @@ class Claim:
 
 
 def find_row(spec: TableSpec, name: str) -> Row:
+    """The row of ``spec`` a claim names by ``name``: the row with that label, else the one row
+    with that block.
+
+    Raises:
+        ClaimsError: no row has that label and no single row has that block (the message
+            lists the table's rows).
+    """
     by_label = [r for r in spec.rows if r.label == name]
     by_block = [r for r in spec.rows if r.block == name]
     if len(by_label) == 1:
@@ -157,6 +164,12 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[Claim]:
 
 
 def check_cells(claim: Claim) -> None:
+    """Check that every table, column and row ``claim`` names exists (``a``, and ``b`` for a
+    paired or two-sample effect) and that ``relative_to`` is used only with an effect it fits.
+
+    Raises:
+        ClaimsError: naming the claim, the bad value and what is allowed.
+    """
     spec = SPECS.get(str(claim.table))
     if spec is None:
         raise ClaimsError(f"claim {claim.id}: table {claim.table!r}; allowed: {sorted(SPECS)}")
