@@ -115,7 +115,8 @@ MEMO_BLOCKS = {"dropout": "Dropout", "midl": "MID-L", "dropout_wide": "Dropout, 
 
 
 class RegimesError(ValueError):
-    """A claims CSV that is missing or lacks a claim the layout names."""
+    """A claims CSV that is missing or lacks a claim the layout names, or an output that exists
+    (without ``--force``)."""
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -393,6 +394,10 @@ def write(scale: str, results: Path, force: bool = False,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m midl.reporting.regimes --scale S [--out results] [--force] [--runs ...]``:
+    write the regimes page (``<out>/<scale>/regimes.{md,csv,png}``) and print each path;
+    returns 0, or exits with status 2 and the error's message on a :class:`RegimesError`
+    (for example an existing output without ``--force``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", required=True, help="the scale whose claims are arranged")
     parser.add_argument("--out", type=Path, default=Path("results"),
