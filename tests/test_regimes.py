@@ -162,7 +162,7 @@ def test_memorize_pilot_rule_takes_the_first_epoch_either_criterion_fires():
 def test_pilot_rule_names_its_best_epoch_in_both_numberings(tmp_path, capsys):
     script = _pilot_script()
     curve = [0.80, 0.85, 0.88, 0.87, 0.87, 0.87]
-    # the best (0.88) comes after two epochs; none of the next two epochs gains 0.5 points
+    # the best (0.88) is the third epoch's; neither of the next two gains 0.5 points on it
     assert script.stopping_epoch(curve, window=2, min_gain=0.5) == 5
     (tmp_path / "csv").mkdir()
     rows = "".join(f"{epoch},{acc}\n" for epoch, acc in enumerate(curve))
