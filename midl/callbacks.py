@@ -314,15 +314,25 @@ class ReleaseFreedMemory(pl.Callback):
         self.every_n_steps = every_n_steps
         self._trim = _glibc_malloc_trim()
 
+    @property
+    def available(self) -> bool:
+        """Whether this process's C library is glibc (else :meth:`release` does nothing)."""
+        return self._trim is not None
+
     def release(self) -> None:
         """Return freed heap pages to the operating system now (no-op without glibc)."""
         if self._trim is not None:
             self._trim(0)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs,
-                           batch, batch_idx: int) -> None:
+    def step_done(self, batch_idx: int) -> None:
+        """The schedule: release after training step ``batch_idx`` (0-based) if it completes a
+        group of ``every_n_steps``; called by the Lightning hook and by ``make bench``."""
         if (batch_idx + 1) % self.every_n_steps == 0:
             self.release()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs,
+                           batch, batch_idx: int) -> None:
+        self.step_done(batch_idx)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.release()

@@ -212,7 +212,7 @@ for _ in range(200):  # 1 MiB blocks from the heap, each followed by a small liv
 del blocks
 before = resident_mb()
 release.release()
-print(json.dumps({"glibc": release._trim is not None, "before": before, "after": resident_mb()}))
+print(json.dumps({"glibc": release.available, "before": before, "after": resident_mb()}))
 """
 
 
