@@ -441,18 +441,23 @@ def load_frost_textures(folder: str | os.PathLike, size: int = 32) -> tuple[np.n
     return textures
 
 
-# -- the 15 corruptions: float (B, H, W, 3) in [0, 255] -> float in [0, 255] -------------
-def gaussian_noise(x, c, rng):
+# -- the 15 corruptions: float (B, H, W, 3) in [0, 255] -> float (B, H, W, 3) in [0, 255] --
+# (c: the severity's entry of PARAMS; rng: the seeded stream that corrupt() passes)
+def gaussian_noise(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """Additive Gaussian noise on [0, 1] pixels; ``c``: its standard deviation."""
     x = x / 255.0
     return np.clip(x + rng.normal(size=x.shape, scale=c), 0, 1) * 255
 
 
-def shot_noise(x, c, rng):
+def shot_noise(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """Poisson (shot) noise: ``poisson(x c) / c`` on [0, 1] pixels; ``c``: photons per unit
+    intensity (fewer: noisier)."""
     x = x / 255.0
     return np.clip(rng.poisson(x * c) / c, 0, 1) * 255
 
 
-def impulse_noise(x, c, rng):
+def impulse_noise(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """Salt-and-pepper noise; ``c``: the fraction of values replaced."""
     # scikit-image random_noise(mode="s&p", amount=c): each value independently replaced with
     # probability c, by 1 (salt) or 0 (pepper) with equal odds.
     x = x / 255.0
@@ -462,11 +467,15 @@ def impulse_noise(x, c, rng):
     return np.clip(x, 0, 1) * 255
 
 
-def defocus_blur(x, c, rng):
+def defocus_blur(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """Convolution with an anti-aliased disk; ``c``: (disk radius in pixels, the disk's
+    Gaussian alias blur)."""
     return np.clip(_conv_reflect101(x / 255.0, disk(c[0], c[1])), 0, 1) * 255
 
 
-def glass_blur(x, c, rng):
+def glass_blur(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian blur, local pixel shuffling, Gaussian blur; ``c``: (sigma in pixels, maximum
+    shift in pixels, shuffling passes)."""
     sigma, delta, iterations = c
     x = (_gaussian_hw(x / 255.0, sigma) * 255).astype(np.uint8)
     b, h, w = x.shape[:3]
@@ -490,12 +499,15 @@ def _magick_q16_to_uint8(v: np.ndarray) -> np.ndarray:
     return np.round(257.0 * v) // 257
 
 
-def motion_blur(x, c, rng):
+def motion_blur(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """ImageMagick-style motion blur at a random angle in [-45, 45) degrees; ``c``: (radius,
+    sigma) in pixels."""
     angles = rng.uniform(-45, 45, len(x))
     return np.clip(_magick_q16_to_uint8(motion_blur_batch(x, c[0], c[1], angles)), 0, 255)
 
 
-def zoom_blur(x, c, rng):
+def zoom_blur(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """The mean of the image and its centre zooms; ``c``: the zoom factors (array)."""
     x = (x / 255.0).astype(np.float32)
     out = np.zeros_like(x)
     for factor in c:
@@ -503,7 +515,10 @@ def zoom_blur(x, c, rng):
     return np.clip((x + out) / (len(c) + 1), 0, 1) * 255
 
 
-def snow(x, c, rng):
+def snow(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """A motion-blurred snow layer added to a whitened image; ``c``: (layer mean, layer std,
+    layer zoom, threshold below which the layer is cleared, blur radius, blur sigma, weight of
+    the original image)."""
     x = x.astype(np.float32) / 255.0
     b, h = x.shape[:2]
     layer = rng.normal(size=x.shape[:3], loc=c[0], scale=c[1])
@@ -518,8 +533,11 @@ def snow(x, c, rng):
     return np.clip(x + layer + np.rot90(layer, k=2, axes=(1, 2)), 0, 1) * 255
 
 
-def frost(x, c, rng, textures: Sequence[np.ndarray] | None = None):
-    # textures: the photographs frost1..frost5 (load_frost_textures); corrupt() passes them
+def frost(x: np.ndarray, c, rng: np.random.Generator,
+          textures: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """A random crop of a frost photograph blended in; ``c``: (weight of the image, weight of the
+    frost); ``textures``: the photographs frost1..frost5 (:func:`load_frost_textures`; corrupt()
+    passes them). Raises ValueError without them."""
     if textures is None:
         raise ValueError("frost needs the frost photographs: call corrupt(..., frost_dir=...) "
                          "or pass textures=load_frost_textures(folder)")
@@ -534,7 +552,9 @@ def frost(x, c, rng, textures: Sequence[np.ndarray] | None = None):
     return np.clip(c[0] * x + c[1] * crops, 0, 255)
 
 
-def fog(x, c, rng):
+def fog(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """Plasma-fractal fog added, then rescaled to the image's maximum; ``c``: (fog strength,
+    the fractal's wibble decay)."""
     x = x / 255.0
     max_val = x.max(axis=(1, 2, 3), keepdims=True)
     h = x.shape[1]
@@ -542,7 +562,8 @@ def fog(x, c, rng):
     return np.clip(x * max_val / (max_val + c[0]), 0, 1) * 255
 
 
-def brightness(x, c, rng):
+def brightness(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """HSV value raised; ``c``: the amount added to V (on [0, 1])."""
     from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
 
     hsv = rgb_to_hsv(x / 255.0)
@@ -550,13 +571,18 @@ def brightness(x, c, rng):
     return np.clip(hsv_to_rgb(hsv), 0, 1) * 255
 
 
-def contrast(x, c, rng):
+def contrast(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """Pixels pulled towards each image's mean per channel; ``c``: the kept contrast
+    fraction."""
     x = x / 255.0
     means = x.mean(axis=(1, 2), keepdims=True)
     return np.clip((x - means) * c + means, 0, 1) * 255
 
 
-def elastic_transform(x, c, rng):
+def elastic_transform(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """A random affine warp, then a Gaussian-smoothed random displacement field;
+    ``c``: (displacement scale, smoothing sigma, affine jitter), each as a fraction of the image
+    size."""
     b, h, w = x.shape[:3]
     alpha, sigma, affine = (v * h for v in c)
     x = x.astype(np.float32) / 255.0
@@ -582,7 +608,8 @@ def elastic_transform(x, c, rng):
     return np.clip(out, 0, 1) * 255
 
 
-def pixelate(x, c, rng):
+def pixelate(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """Box-downscaled and box-upscaled back (Pillow); ``c``: the downscale factor."""
     h, w = x.shape[1:3]
     small = (int(w * c), int(h * c))
     out = np.empty(x.shape, dtype=np.uint8)
@@ -592,7 +619,8 @@ def pixelate(x, c, rng):
     return out.astype(np.float64)
 
 
-def jpeg_compression(x, c, rng):
+def jpeg_compression(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
+    """A JPEG round trip through Pillow; ``c``: the JPEG quality (1-100)."""
     out = np.empty(x.shape, dtype=np.uint8)
     for i, img in enumerate(x.astype(np.uint8)):
         buf = io.BytesIO()
