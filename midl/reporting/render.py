@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,27 +69,31 @@ class CellResult:
 
     @property
     def n(self) -> int:
+        """Counted values (seeds)."""
         return len(self.values)
 
     @property
     def mean(self) -> float | None:
-        return sum(self.values) / self.n if self.values else None
+        """Mean over the counted values (None without one)."""
+        return statistics.fmean(self.values) if self.values else None
 
     @property
     def std(self) -> float | None:
-        if self.n < 2:
-            return None
-        m = self.mean
-        return math.sqrt(sum((v - m) ** 2 for v in self.values) / (self.n - 1))
+        """Sample standard deviation over the counted values (None below two)."""
+        return statistics.stdev(self.values) if self.n >= 2 else None
 
     @property
     def diff(self) -> float | None:
+        """Ours minus the paper's value (None where either is missing or ours is a caveat's
+        stand-in)."""
         if self.mean is None or self.paper is None or self.caveat is not None:
             return None
         return self.mean - self.paper
 
     @property
     def marks(self) -> str:
+        """``†`` (ours differs from the paper by more than 2 standard deviations), ``‡`` (its
+        column mixes machines), ``*`` (fewer than the paper's 5 runs)."""
         if self.na is not None:
             return ""
         out = ""

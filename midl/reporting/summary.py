@@ -4,7 +4,7 @@ draws them): groups of runs over seeds, their pairwise Welch differences, not-co
 from __future__ import annotations
 
 import json
-import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,15 +38,14 @@ class Group:
         return ", ".join(f"{k}={value_text(v)}" for k, v in self.label.items()) or "all runs"
 
     def mean(self, metric: str) -> float | None:
+        """Mean of ``metric`` over the group's runs that have it (None without one)."""
         values = self.values.get(metric) or []
-        return sum(values) / len(values) if values else None
+        return statistics.fmean(values) if values else None
 
     def std(self, metric: str) -> float | None:
+        """Sample standard deviation of ``metric`` (None below two values)."""
         values = self.values.get(metric) or []
-        if len(values) < 2:
-            return None
-        m = sum(values) / len(values)
-        return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+        return statistics.stdev(values) if len(values) >= 2 else None
 
 
 @dataclass

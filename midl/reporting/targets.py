@@ -38,6 +38,7 @@ class TargetCheck:
 
     @property
     def mean(self) -> float | None:
+        """Mean test accuracy (percent) over the counted seeds (None without one)."""
         return statistics.fmean(self.values) if self.values else None
 
     @property
