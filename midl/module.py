@@ -59,6 +59,7 @@ class ClassF1Score(MulticlassF1Score):
         self.positive_class = positive_class
 
     def compute(self) -> Tensor:
+        """The positive class's F1, a scalar tensor in [0, 1]."""
         return super().compute()[self.positive_class]
 
 

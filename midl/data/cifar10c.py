@@ -137,9 +137,12 @@ class CorruptionCache:
 
     @property
     def manifest_path(self) -> Path:
+        """``<root>/manifest.json``: what the cache holds and how it was generated."""
         return self.root / "manifest.json"
 
     def manifest(self) -> dict:
+        """The cache's manifest, or a fresh one (nothing done) where it is missing, unreadable
+        or written by another :data:`~midl.data.corruptions.GENERATOR_VERSION` (logged)."""
         if self.manifest_path.exists():
             try:
                 manifest = json.loads(self.manifest_path.read_text())
@@ -276,6 +279,7 @@ class CIFAR10CDataModule(CIFAR10DataModule):
 
     @property
     def released_dir(self) -> Path:
+        """Where released CIFAR-10-C ``.npy`` files would be: ``<data dir>/CIFAR-10-C``."""
         return self.data_dir / "CIFAR-10-C"
 
     def corrupted(self, clean_hwc: np.ndarray | None, clean_labels: np.ndarray | None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from midl.data.base import InMemoryDataModule, Splits
@@ -36,7 +38,8 @@ class MNISTDataModule(InMemoryDataModule):
     input_shape = (1, 28, 28)
 
     @property
-    def raw_dir(self):
+    def raw_dir(self) -> Path:
+        """``<data dir>/MNIST/raw``: the IDX files (optionally gzipped), torchvision's layout."""
         return self.data_dir / "MNIST" / "raw"
 
     def _find(self, stem: str):

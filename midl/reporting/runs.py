@@ -77,6 +77,7 @@ class Run:
 
     @property
     def complete(self) -> bool:
+        """Whether the run finished and was tested (``status == "complete"``)."""
         return self.status == "complete"
 
     @property
