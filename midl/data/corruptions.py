@@ -55,8 +55,11 @@ Where the arithmetic is rebuilt rather than called:
 :data:`GENERATOR_VERSION` changes whenever the output of this module changes, so caches of
 generated images made by an older version are never reused.
 
-All functions take and return uint8 arrays of shape (B, 32, 32, 3) (HWC, the released ``.npy``
-layout); images of other square sizes work for the size-independent corruptions.
+:func:`corrupt` takes and returns uint8 arrays of shape (N, 32, 32, 3) (HWC, the released
+``.npy`` layout); the 15 corruption functions it dispatches to take float arrays of shape
+(B, H, W, 3) in grey levels [0, 255] and return float arrays of that shape and scale, which
+:func:`corrupt` truncates to uint8. Images of other square sizes work for the size-independent
+corruptions.
 """
 
 from __future__ import annotations
@@ -442,7 +445,8 @@ def load_frost_textures(folder: str | os.PathLike, size: int = 32) -> tuple[np.n
 
 
 # -- the 15 corruptions: float (B, H, W, 3) in [0, 255] -> float (B, H, W, 3) in [0, 255] --
-# (c: the severity's entry of PARAMS; rng: the seeded stream that corrupt() passes)
+# (c: the severity's entry of PARAMS, in the units each docstring names; rng: the seeded
+# stream that corrupt() passes)
 def gaussian_noise(x: np.ndarray, c, rng: np.random.Generator) -> np.ndarray:
     """Additive Gaussian noise on [0, 1] pixels; ``c``: its standard deviation."""
     x = x / 255.0
