@@ -143,6 +143,9 @@ def _value(run_config: dict[str, Any], run_choices: dict[str, str], key: str) ->
     return _lookup(run_config, key)
 
 
+Usable = tuple[Run, dict[str, Any], dict[str, str]]  # a run, its result config, its choices
+
+
 def summarize(runs: list[Run], by: Sequence[str] | None = None,
               metrics: Sequence[str] = DEFAULT_METRICS,
               sweep_dirs: Sequence[str] = ()) -> Summary:
@@ -161,7 +164,38 @@ def summarize(runs: list[Run], by: Sequence[str] | None = None,
     if not metrics:
         raise SummaryError("no metrics given: e.g. --metrics test/acc,test/ece")
     excluded: list[Excluded] = []
-    usable: list[tuple[Run, dict[str, Any], dict[str, str]]] = []
+    usable = _usable(runs, excluded)
+    if not usable:
+        raise SummaryError(f"no complete run with a recorded config below "
+                           f"{', '.join(map(str, sweep_dirs)) or 'the given folders'}"
+                           f" ({len(runs)} run folders found)")
+
+    first_config = usable[0][0].record["config"]
+    varying = {key for run, _, _ in usable[1:]
+               for key, _, _ in config_differences(first_config, run.record["config"])}
+    seed_keys = _seed_keys([c for _, c, _ in usable], varying) | {"seed"}
+    settings = varying - seed_keys
+    by_given = by is not None
+    by = _grouping_keys(usable, settings) if by is None else _known_keys(by, usable, settings)
+
+    buckets: dict[str, list[Usable]] = {}
+    for item in usable:
+        label = {k: _value(item[1], item[2], k) for k in by}
+        buckets.setdefault(json.dumps(label, sort_keys=True, default=str), []).append(item)
+    groups = [_group(members, by, settings, seed_keys, excluded) for members in buckets.values()]
+    for group in groups:
+        _collect_values(group, metrics)
+    groups.sort(key=lambda g: [_sort_key(g.label[k]) for k in by])
+    differences = ([welch(metric, a, b) for i, a in enumerate(groups) for b in groups[i + 1:]
+                    for metric in metrics] if len(groups) <= MAX_PAIRED_GROUPS else [])
+    return Summary([str(d) for d in sweep_dirs], by, by_given, list(metrics), groups,
+                   differences, excluded)
+
+
+def _usable(runs: list[Run], excluded: list[Excluded]) -> list[Usable]:
+    """The complete, non-debug runs with a recorded config; every other run is appended to
+    ``excluded`` with the reason."""
+    usable: list[Usable] = []
     for run in runs:
         config = run.record.get("config")
         if not run.complete:
@@ -175,79 +209,66 @@ def summarize(runs: list[Run], by: Sequence[str] | None = None,
             excluded.append(Excluded(run, "has no resolved config in metrics.json"))
         else:
             usable.append((run, result_config(config), choices(run)))
-    if not usable:
-        raise SummaryError(f"no complete run with a recorded config below "
-                           f"{', '.join(map(str, sweep_dirs)) or 'the given folders'}"
-                           f" ({len(runs)} run folders found)")
+    return usable
 
-    first_config = usable[0][0].record["config"]
-    varying = {key for run, _, _ in usable[1:]
-               for key, _, _ in config_differences(first_config, run.record["config"])}
-    configs = [c for _, c, _ in usable]
-    seed_keys = _seed_keys(configs, varying) | {"seed"}
-    settings = varying - seed_keys
-    groups_with_choice = {g for _, _, ch in usable for g in ch}
 
-    by_given = by is not None
-    if by is None:
-        by = _varying_keys(usable, settings, groups_with_choice)
-    else:
-        known = {k for c in configs for k in _keys(c)} | groups_with_choice
-        unknown = [k for k in by if k not in known]
-        if unknown:
-            raise SummaryError(f"--by {','.join(unknown)}: no run has such a setting; the "
-                               f"settings that vary here: {sorted(settings) or 'none'}")
-    by = list(by)
+def _known_keys(by: Sequence[str], usable: list[Usable], settings: set[str]) -> list[str]:
+    """``by`` as a list, after checking that some run has each key.
 
-    # one configuration per group: the most common one (over the non-grouping settings)
-    buckets: dict[str, list[tuple[Run, dict[str, Any], dict[str, str]]]] = {}
-    for item in usable:
-        run, config, run_choices = item
-        label = {k: _value(config, run_choices, k) for k in by}
-        buckets.setdefault(json.dumps(label, sort_keys=True, default=str), []).append(item)
-    groups = []
-    for members in buckets.values():
-        run0, config0, choices0 = members[0]
-        group = Group({k: _value(config0, choices0, k) for k in by})
-        rest = [k for k in settings if k not in by]  # under a grouped config group too
-        signature = [json.dumps([_lookup(c, k) for k in sorted(rest)], default=str)
-                     for _, c, _ in members]
-        reference = max(signature, key=lambda s: (signature.count(s), -signature.index(s)))
-        ref_config = members[signature.index(reference)][0].record["config"]
-        seen: dict[int, Run] = {}
-        for (run, _, _), sig in zip(members, signature, strict=True):
-            seed = run.record["config"].get("seed")
-            if sig != reference:
-                diffs = [(k, a, b) for k, a, b in config_differences(run.record["config"],
-                                                                     ref_config)
-                         if k not in seed_keys and k not in by]
-                excluded.append(Excluded(run, "differs in " + ", ".join(
-                    f"{k}={value_text(a)} (its group: {value_text(b)})" for k, a, b in diffs)
-                    + f" from group {group.name}"))
-                continue
-            if seed in seen:
-                excluded.append(Excluded(run, f"the same configuration and seed ({seed}) as "
-                                              f"{seen[seed].path}: counted once"))
-                continue
+    Raises:
+        SummaryError: naming the unknown keys and the settings that vary.
+    """
+    known = {k for _, c, ch in usable for k in _keys(c) | set(ch)}
+    unknown = [k for k in by if k not in known]
+    if unknown:
+        raise SummaryError(f"--by {','.join(unknown)}: no run has such a setting; the "
+                           f"settings that vary here: {sorted(settings) or 'none'}")
+    return list(by)
+
+
+def _group(members: list[Usable], by: list[str], settings: set[str], seed_keys: set[str],
+           excluded: list[Excluded]) -> Group:
+    """One group's runs: those of its most common configuration (over the settings not in
+    ``by``), one per seed; the others are appended to ``excluded`` with the reason."""
+    _, config0, choices0 = members[0]
+    group = Group({k: _value(config0, choices0, k) for k in by})
+    rest = sorted(k for k in settings if k not in by)  # under a grouped config group too
+    signature = [json.dumps([_lookup(c, k) for k in rest], default=str) for _, c, _ in members]
+    reference = max(signature, key=lambda s: (signature.count(s), -signature.index(s)))
+    ref_config = members[signature.index(reference)][0].record["config"]
+    seen: dict[int, Run] = {}
+    for (run, _, _), sig in zip(members, signature, strict=True):
+        seed = run.record["config"].get("seed")
+        if sig != reference:
+            diffs = [(k, a, b) for k, a, b in config_differences(run.record["config"],
+                                                                 ref_config)
+                     if k not in seed_keys and k not in by]
+            excluded.append(Excluded(run, "differs in " + ", ".join(
+                f"{k}={value_text(a)} (its group: {value_text(b)})" for k, a, b in diffs)
+                + f" from group {group.name}"))
+        elif seed in seen:
+            excluded.append(Excluded(run, f"the same configuration and seed ({seed}) as "
+                                          f"{seen[seed].path}: counted once"))
+        else:
             seen[seed] = run
             group.runs.append(run)
-        for metric in metrics:
-            pairs = []
-            for run in group.runs:
-                try:
-                    value = objective(run.record, metric)
-                except KeyError:
-                    continue
-                pairs.append((int(run.record["config"].get("seed", -1)), value))
-            pairs.sort()
-            group.seeds[metric] = [s for s, _ in pairs]
-            group.values[metric] = [v for _, v in pairs]
-        groups.append(group)
-    groups.sort(key=lambda g: [_sort_key(g.label[k]) for k in by])
-    differences = ([welch(metric, a, b) for i, a in enumerate(groups) for b in groups[i + 1:]
-                    for metric in metrics] if len(groups) <= MAX_PAIRED_GROUPS else [])
-    return Summary([str(d) for d in sweep_dirs], by, by_given, list(metrics), groups,
-                   differences, excluded)
+    return group
+
+
+def _collect_values(group: Group, metrics: Sequence[str]) -> None:
+    """Fill ``group.seeds`` and ``group.values`` per metric, in seed order; a run without the
+    metric is left out of that metric's values."""
+    for metric in metrics:
+        pairs = []
+        for run in group.runs:
+            try:
+                value = objective(run.record, metric)
+            except KeyError:
+                continue
+            pairs.append((int(run.record["config"].get("seed", -1)), value))
+        pairs.sort()
+        group.seeds[metric] = [s for s, _ in pairs]
+        group.values[metric] = [v for _, v in pairs]
 
 
 def _keys(config: dict[str, Any], prefix: str = "") -> set[str]:
@@ -265,8 +286,7 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (1, value_text(value))
 
 
-def _varying_keys(usable: list[tuple[Run, dict[str, Any], dict[str, str]]],
-                  settings: set[str], groups_with_choice: set[str]) -> list[str]:
+def _grouping_keys(usable: list[Usable], settings: set[str]) -> list[str]:
     """The grouping keys when none are given: a config group whose choice varies stands for
     its settings; settings under it that vary within one choice are kept too."""
     choice_values: dict[str, set[str]] = {}
