@@ -250,6 +250,46 @@ def _sf(x: float, df: float) -> float:
     return float(stats.t.sf(x, df))
 
 
+@dataclass(frozen=True)
+class _Interval:
+    """The signed effect ``x`` (positive = the claimed direction) with its 95% and 90%
+    t-intervals; an exact value (``se`` 0) is its own interval and has no p-values."""
+
+    x: float
+    se: float
+    df: float | None
+    lo: float
+    hi: float
+    lo90: float
+    hi90: float
+
+    @classmethod
+    def of(cls, x: float, se: float, df: float | None) -> _Interval:
+        if se == 0:
+            return cls(x, se, df, x, x, x, x)
+        h95 = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
+        h90 = stats.t.ppf(0.5 + EQUIVALENCE_CONFIDENCE / 2, df) * se
+        return cls(x, se, df, x - h95, x + h95, x - h90, x + h90)
+
+    @property
+    def exact(self) -> bool:
+        return self.se == 0
+
+    def p_beyond(self, bound: float) -> float | None:
+        """Two-sided-scale p of the one-sided test that the effect exceeds ``bound`` (None
+        for an exact value)."""
+        return None if self.exact else min(1.0, 2 * _sf((self.x - bound) / self.se, self.df))
+
+    def p_below(self, bound: float) -> float | None:
+        """Two-sided-scale p of the one-sided test that the effect is below ``bound``."""
+        return None if self.exact else min(1.0, 2 * _sf((bound - self.x) / self.se, self.df))
+
+    @property
+    def p_zero(self) -> float | None:
+        """Two-sided p against 0 (None for an exact value)."""
+        return None if self.exact else min(1.0, 2 * _sf(abs(self.x) / self.se, self.df))
+
+
 def decide(direction: str, estimate: float | None, se: float | None, df: float | None,
            paper: float | None = None, margin: float | None = None,
            kind: str = "superiority", band: tuple[float, float] | None = None) -> Decision:
@@ -266,7 +306,8 @@ def decide(direction: str, estimate: float | None, se: float | None, df: float |
         kind: superiority (default) or noninferiority ("maintains or exceeds").
 
     Raises:
-        ValueError: for an unknown direction or kind, or a margin <= 0.
+        ValueError: for an unknown direction or kind, a margin <= 0, or a non-inferiority
+            claim without a margin.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -274,54 +315,65 @@ def decide(direction: str, estimate: float | None, se: float | None, df: float |
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if margin is not None and not margin > 0:
         raise ValueError(f"margin must be > 0, got {margin!r}")
+    if kind == "noninferiority" and margin is None:
+        raise ValueError("a non-inferiority claim needs a margin")
     if estimate is None or se is None or (se > 0 and not df):
         return Decision("inconclusive")
-    s = -1.0 if direction == "lower" else 1.0
-    x = s * estimate
-    exact = se == 0
-    if exact:
-        lo = hi = lo90 = hi90 = x
-        p_zero = p_tost = None
-    else:
-        h95 = stats.t.ppf(0.5 + CONFIDENCE / 2, df) * se
-        h90 = stats.t.ppf(0.5 + EQUIVALENCE_CONFIDENCE / 2, df) * se
-        lo, hi, lo90, hi90 = x - h95, x + h95, x - h90, x + h90
-        p_zero = min(1.0, 2 * _sf(abs(x) / se, df))
-        p_tost = (None if margin is None else
-                  max(_sf((x + margin) / se, df), _sf((margin - x) / se, df)))
+    sign = -1.0 if direction == "lower" else 1.0
+    iv = _Interval.of(sign * estimate, se, df)
     if kind == "noninferiority":
-        if margin is None:
-            raise ValueError("a non-inferiority claim needs a margin")
-        if lo > -margin:
-            return Decision("not worse", None if exact else
-                            min(1.0, 2 * _sf((x + margin) / se, df)))
-        if hi < -margin:
-            return Decision("worse", None if exact else min(1.0, 2 * _sf((-margin - x) / se,
-                                                                         df)))
-        return Decision("inconclusive")
-    if (margin is not None and -margin < lo90 and hi90 < margin
-            and (exact or df >= MIN_DF_ABSENT)):
-        note = ""
-        if lo > 0 or hi < 0:
-            note = (f"differs from zero (p = {p_zero:.2g}) but within the margin"
-                    if p_zero is not None else "nonzero but within the margin")
-        return Decision("absent", p_tost, note)
-    if exact and margin is None and math.isclose(x, 0.0, abs_tol=1e-12):
+        return _noninferiority(iv, margin)
+    if margin is not None and (absent := _absent(iv, margin)) is not None:
+        return absent
+    if iv.exact and margin is None and math.isclose(iv.x, 0.0, abs_tol=1e-12):
         return Decision("absent")
     if direction == "either":
-        if lo > 0:
-            return Decision("differs (a > b)", p_zero)
-        if hi < 0:
-            return Decision("differs (a < b)", p_zero)
-        return Decision("inconclusive")
-    if hi < 0:
-        return Decision("opposite", p_zero)
-    if lo > 0:
-        if paper is None:
-            return Decision("held", p_zero)
-        lows = sorted(s * v for v in (band or (paper, paper)))
-        return Decision("held" if hi >= lows[0] else "smaller than claimed", p_zero)
+        return _difference(iv)
+    lowest = None if paper is None else min(sign * v for v in (band or (paper, paper)))
+    return _superiority(iv, lowest)
+
+
+def _difference(iv: _Interval) -> Decision:
+    """An effect of either sign: the 95% interval excludes 0."""
+    if iv.lo > 0:
+        return Decision("differs (a > b)", iv.p_zero)
+    if iv.hi < 0:
+        return Decision("differs (a < b)", iv.p_zero)
     return Decision("inconclusive")
+
+
+def _superiority(iv: _Interval, paper_lowest: float | None) -> Decision:
+    """A signed effect: opposite (interval below 0), held, or smaller than claimed (above 0
+    but below the lowest value the paper's printed effect allows, ``paper_lowest``)."""
+    if iv.hi < 0:
+        return Decision("opposite", iv.p_zero)
+    if iv.lo > 0:
+        held = paper_lowest is None or iv.hi >= paper_lowest
+        return Decision("held" if held else "smaller than claimed", iv.p_zero)
+    return Decision("inconclusive")
+
+
+def _noninferiority(iv: _Interval, margin: float) -> Decision:
+    """Not worse: the 95% interval's low end above -margin; worse: its high end below."""
+    if iv.lo > -margin:
+        return Decision("not worse", iv.p_beyond(-margin))
+    if iv.hi < -margin:
+        return Decision("worse", iv.p_below(-margin))
+    return Decision("inconclusive")
+
+
+def _absent(iv: _Interval, margin: float) -> Decision | None:
+    """Absent (TOST): the 90% interval inside +-margin, from at least :data:`MIN_DF_ABSENT`
+    degrees of freedom (or an exact value); its p is the larger one-sided p. None otherwise."""
+    if not (-margin < iv.lo90 and iv.hi90 < margin and (iv.exact or iv.df >= MIN_DF_ABSENT)):
+        return None
+    note = ""
+    if iv.lo > 0 or iv.hi < 0:
+        note = (f"differs from zero (p = {iv.p_zero:.2g}) but within the margin"
+                if iv.p_zero is not None else "nonzero but within the margin")
+    p_tost = None if iv.exact else max(_sf((iv.x + margin) / iv.se, iv.df),
+                                       _sf((margin - iv.x) / iv.se, iv.df))
+    return Decision("absent", p_tost, note)
 
 
 def verdict(direction: str, estimate: float | None, se: float | None, df: float | None,
