@@ -143,6 +143,8 @@ def test_exact_values_use_the_printed_digits_and_the_margin():
         verdict("up", 0.0, 1.0, 4.0)
     with pytest.raises(ValueError, match="margin must be > 0"):
         verdict("higher", 0.0, 1.0, 4.0, margin=0.0)
+    with pytest.raises(ValueError, match="non-inferiority claim needs a margin"):
+        verdict("higher", None, None, None, kind="noninferiority")  # before the data
 
 
 def test_noninferiority():
