@@ -200,24 +200,10 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str,
     if blocked and scale in (blocked.get("scales") or [scale]):
         return Judgement(claim, "not testable here", reason=str(blocked.get("reason", "")))
     if claim.effect == "analytic":
-        value, how = analytic_value(str(claim.analytic))
-        effect = Effect(value, value, value, method="analytic (exact)", se=0.0)
-        out = Judgement(claim, "", effect, claim.paper_effect, claim.unit or "", 1, how)
-        if claim.paper_effect is not None:
-            out.band = printed_band(claim.paper_effect)
-        _decide(out)
-        return out
+        return _judge_analytic(claim)
     spec = SPECS[str(claim.table)]
     metric = str(claim.metric)
-    a, ra = _arm(tables, claim, str(claim.a), metric)
-    b, rb = (None, None) if claim.effect == "one_sample" else _arm(tables, claim, str(claim.b),
-                                                                   metric)
-    used = metric
-    if claim.fallback_metric and (a is None or a.n == 0 or (b is not None and b.n == 0)):
-        fa, _ = _arm(tables, claim, str(claim.a), claim.fallback_metric)
-        fb = None if rb is None else _arm(tables, claim, str(claim.b), claim.fallback_metric)[0]
-        if fa is not None and fa.n and (rb is None or (fb is not None and fb.n)):
-            a, b, used = fa, fb, claim.fallback_metric
+    a, b, ra, rb, used = _arms(claim, tables, metric)
     column = next(c for c in spec.columns if c.key == used)
     unit = {"%": "pts", "": ""}.get(column.unit, column.unit)
     if claim.effect == "ratio":
@@ -256,6 +242,38 @@ def judge(claim: Claim, tables: dict[str, TableCells], scale: str,
     out.effect = _effect(claim, a, b, spec, used, ra, rb)
     _decide(out)
     return out
+
+
+def _judge_analytic(claim: Claim) -> Judgement:
+    """An analytic claim: its exact value (:func:`analytic_value`) against the paper's
+    printed digits."""
+    value, how = analytic_value(str(claim.analytic))
+    effect = Effect(value, value, value, method="analytic (exact)", se=0.0)
+    out = Judgement(claim, "", effect, claim.paper_effect, claim.unit or "", 1, how)
+    if claim.paper_effect is not None:
+        out.band = printed_band(claim.paper_effect)
+    _decide(out)
+    return out
+
+
+def _arms(claim: Claim, tables: dict[str, TableCells], metric: str
+          ) -> tuple[Cell | None, Cell | None, Row, Row | None, str]:
+    """The claim's cells ``a`` and ``b`` (None for a one-sample claim) with their rows, and the
+    metric they hold: ``metric``, or the claim's ``fallback_metric`` where an arm has no
+    ``metric`` values and both have the fallback's.
+
+    Returns:
+        ``(a, b, row_a, row_b, metric_used)``.
+    """
+    a, ra = _arm(tables, claim, str(claim.a), metric)
+    b, rb = (None, None) if claim.effect == "one_sample" else _arm(tables, claim, str(claim.b),
+                                                                   metric)
+    if claim.fallback_metric and (a is None or a.n == 0 or (b is not None and b.n == 0)):
+        fa, _ = _arm(tables, claim, str(claim.a), claim.fallback_metric)
+        fb = None if rb is None else _arm(tables, claim, str(claim.b), claim.fallback_metric)[0]
+        if fa is not None and fa.n and (rb is None or (fb is not None and fb.n)):
+            return fa, fb, ra, rb, claim.fallback_metric
+    return a, b, ra, rb, metric
 
 
 def _session_effect(claim: Claim, sessions: Mapping[str, Any] | None
