@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from midl.reporting.columns import Extractor
 from midl.reporting.numbers import fmt  # noqa: F401  (render.fmt: the one formatter)
 from midl.reporting.runs import NotCounted, Run, RunKey, data_caveat, expected_config, select_runs
 from midl.reporting.tables import CIFAR10C_FILE, Column, Row, TableSpec
@@ -195,23 +196,9 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
                 cells[(row.label, column.key)] = result
                 continue
             cell_seeds = analysis_seeds.get(extractor.needs, seeds)
-            for seed in seeds:
-                run = index.get(RunKey.of_row(row, noise, seed, scale))
-                if seed not in cell_seeds or run is None or not run.complete:
-                    continue
-                value = extractor(run)
-                if value is None:
-                    if extractor.needs is not None and not has_analysis(run, extractor.needs):
-                        missing_analyses.append(f"{extractor.needs}: {shown(run.path)}")
-                    elif (section := extractor.lacks(run)) is not None:
-                        result.lacking.append((seed, section))
-                    continue
-                result.values.append(value)
-                result.seeds.append(seed)
-                if extractor.machine is not None:
-                    result.machines.append(extractor.machine(run))
-                if not extractor.of_model_only:
-                    result.caveat = result.caveat or data_caveat(run.record.get("data"))
+            runs_by_seed = {seed: index.get(RunKey.of_row(row, noise, seed, scale))
+                            for seed in seeds if seed in cell_seeds}
+            missing_analyses += _fill(result, extractor, runs_by_seed)
             if not result.values and extractor.needs == "efficiency" and column.na != "n/a":
                 result.na = na  # e.g. a GPU column without any GPU measurement
             cells[(row.label, column.key)] = result
@@ -228,6 +215,31 @@ def build_table(spec: TableSpec, runs: list[Run], seeds: list[int], scale: str |
         missing_analyses=sorted(set(missing_analyses)),
         not_counted=selection.not_counted,
         machine_notes=notes)
+
+
+def _fill(result: CellResult, extractor: Extractor, runs_by_seed: dict[int, Run | None]
+          ) -> list[str]:
+    """Append to ``result`` each seed's value from its complete run (with the machine that
+    measured it and the data's caveat), or the record section the run lacks; a run without
+    the analysis ``extractor`` needs is returned as ``"<analysis>: <run folder>"``."""
+    missing_analyses = []
+    for seed, run in runs_by_seed.items():
+        if run is None or not run.complete:
+            continue
+        value = extractor(run)
+        if value is None:
+            if extractor.needs is not None and not has_analysis(run, extractor.needs):
+                missing_analyses.append(f"{extractor.needs}: {shown(run.path)}")
+            elif (section := extractor.lacks(run)) is not None:
+                result.lacking.append((seed, section))
+            continue
+        result.values.append(value)
+        result.seeds.append(seed)
+        if extractor.machine is not None:
+            result.machines.append(extractor.machine(run))
+        if not extractor.of_model_only:
+            result.caveat = result.caveat or data_caveat(run.record.get("data"))
+    return missing_analyses
 
 
 def machine_notes(spec: TableSpec, cells: dict[tuple[str, str], CellResult]
