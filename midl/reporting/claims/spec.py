@@ -134,33 +134,44 @@ def load_claims(path: str | Path = CLAIMS_FILE) -> list[Claim]:
         if claim.id in seen:
             raise ClaimsError(f"claim id {claim.id!r} appears twice")
         seen.add(claim.id)
-        if claim.effect not in EFFECTS:
-            raise ClaimsError(f"claim {name}: effect {claim.effect!r}; allowed: {EFFECTS}")
-        if claim.direction not in DIRECTIONS:
-            raise ClaimsError(f"claim {name}: direction {claim.direction!r}; allowed: "
-                              f"{DIRECTIONS}")
-        if claim.kind not in KINDS:
-            raise ClaimsError(f"claim {name}: kind {claim.kind!r}; allowed: {KINDS}")
-        if claim.needs_margin and claim.margin is None:
-            raise ClaimsError(f"claim {name}: no `margin` (the smallest effect of interest, "
-                              "fixed before judging, with its `margin_reason`)")
-        if claim.margin is not None and (not isinstance(claim.margin, (int, float))
-                                         or claim.margin <= 0 or not claim.margin_reason):
-            raise ClaimsError(f"claim {name}: margin {claim.margin!r} must be a number > 0 "
-                              "with a `margin_reason`")
-        if claim.repeats is not None and claim.repeats not in seen:
-            raise ClaimsError(f"claim {name}: repeats {claim.repeats!r}, which is not a claim "
-                              "listed before it")
-        if claim.effect == "analytic":
-            if claim.analytic not in ANALYTIC:
-                raise ClaimsError(f"claim {name}: analytic {claim.analytic!r}; allowed: "
-                                  f"{ANALYTIC}")
-        else:
-            check_cells(claim)
+        _check_claim(claim, seen)
         claims.append(claim)
     if not claims:
         raise ClaimsError(f"{path}: no claims (expected a list under `claims:`)")
     return claims
+
+
+def _check_claim(claim: Claim, earlier: set[str]) -> None:
+    """Check one claim's values: effect, direction, kind, margin, ``repeats`` (one of the
+    ``earlier`` ids), and its analytic quantity or table cells (:func:`check_cells`).
+
+    Raises:
+        ClaimsError: naming the claim, the bad value and what is allowed.
+    """
+    name = claim.id
+    if claim.effect not in EFFECTS:
+        raise ClaimsError(f"claim {name}: effect {claim.effect!r}; allowed: {EFFECTS}")
+    if claim.direction not in DIRECTIONS:
+        raise ClaimsError(f"claim {name}: direction {claim.direction!r}; allowed: "
+                          f"{DIRECTIONS}")
+    if claim.kind not in KINDS:
+        raise ClaimsError(f"claim {name}: kind {claim.kind!r}; allowed: {KINDS}")
+    if claim.needs_margin and claim.margin is None:
+        raise ClaimsError(f"claim {name}: no `margin` (the smallest effect of interest, "
+                          "fixed before judging, with its `margin_reason`)")
+    if claim.margin is not None and (not isinstance(claim.margin, (int, float))
+                                     or claim.margin <= 0 or not claim.margin_reason):
+        raise ClaimsError(f"claim {name}: margin {claim.margin!r} must be a number > 0 "
+                          "with a `margin_reason`")
+    if claim.repeats is not None and claim.repeats not in earlier:
+        raise ClaimsError(f"claim {name}: repeats {claim.repeats!r}, which is not a claim "
+                          "listed before it")
+    if claim.effect == "analytic":
+        if claim.analytic not in ANALYTIC:
+            raise ClaimsError(f"claim {name}: analytic {claim.analytic!r}; allowed: "
+                              f"{ANALYTIC}")
+    else:
+        check_cells(claim)
 
 
 def check_cells(claim: Claim) -> None:
