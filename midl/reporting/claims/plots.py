@@ -72,6 +72,45 @@ def _arrow(j: Any) -> str:
         j.claim.direction]
 
 
+def _draw_claim(ax: Any, j: Any, y: float, neutral: float, ratio: bool) -> list[float]:
+    """Draw one judgement on row ``y``: its margin band, 95% interval, estimate (filled where
+    the verdict survives the multiplicity adjustment) and the paper's value; returns the x
+    values drawn (for the axis limits)."""
+    colour = COLOURS.get(j.verdict, "black")
+    xs: list[float] = []
+    m = j.claim.margin
+    if m is not None:  # the margin around no effect (non-inferiority: below it)
+        lo_m, hi_m = ((1 / (1 + m), 1 + m) if ratio else (-m, m))
+        if j.claim.kind == "noninferiority":
+            hi_m = neutral
+        ax.fill_between([lo_m, hi_m], y - 0.35, y + 0.35, color="#dddddd", lw=0, zorder=0)
+        xs += [lo_m, hi_m]
+    e = j.effect
+    if e.estimate is not None:
+        if e.low is not None and e.high is not None and e.low != e.high:
+            ax.plot([e.low, e.high], [y, y], color=colour, lw=2.2, zorder=2)
+            xs += [e.low, e.high]
+        significant = j.adjusted == j.verdict and j.verdict not in (
+            "inconclusive", "no data", "not testable here")
+        marker = "s" if j.exact else "o"
+        ax.plot([e.estimate], [y], marker=marker, ms=6, zorder=3, color=colour,
+                mfc=colour if significant else "white", mew=1.5)
+        xs.append(e.estimate)
+    if j.paper is not None and (j.claim.table, j.metric) not in PAPER_OTHER_UNIT:
+        ax.plot([j.paper], [y], marker="D", mfc="none", mec="black", ms=7, zorder=4)
+        xs.append(j.paper)
+    return xs
+
+
+def _label(j: Any) -> str:
+    """A row's label: the claim id (and the claim it repeats), its verdict and the claim."""
+    mark = " ‡" if j.maybe_chance else ""
+    other_unit = (j.claim.table, j.metric) in PAPER_OTHER_UNIT
+    extra = " (paper's value unitless: not drawn)" if other_unit else ""
+    repeat = f" = {j.claim.repeats}" if j.claim.repeats else ""
+    return f"{j.claim.id}{repeat}  [{j.verdict}{mark}]  {_arrow(j)}{extra}"
+
+
 def plot_forest(judgements: list[Any], path: Path, scale: str) -> Path:
     """Write the forest plot of ``judgements`` (:class:`midl.claims.Judgement`) to ``path``
     (PNG); returns the path."""
@@ -92,35 +131,8 @@ def plot_forest(judgements: list[Any], path: Path, scale: str) -> Path:
         labels, xs = [], [neutral]
         for i, j in enumerate(rows):
             y = len(rows) - 1 - i
-            colour = COLOURS.get(j.verdict, "black")
-            m = j.claim.margin
-            if m is not None:  # the margin around no effect (non-inferiority: below it)
-                lo_m, hi_m = ((1 / (1 + m), 1 + m) if ratio else (-m, m))
-                if j.claim.kind == "noninferiority":
-                    hi_m = neutral
-                ax.fill_between([lo_m, hi_m], y - 0.35, y + 0.35, color="#dddddd", lw=0,
-                                zorder=0)
-                xs += [lo_m, hi_m]
-            e = j.effect
-            if e.estimate is not None:
-                if e.low is not None and e.high is not None and e.low != e.high:
-                    ax.plot([e.low, e.high], [y, y], color=colour, lw=2.2, zorder=2)
-                    xs += [e.low, e.high]
-                significant = j.adjusted == j.verdict and j.verdict not in (
-                    "inconclusive", "no data", "not testable here")
-                marker = "s" if j.exact else "o"
-                ax.plot([e.estimate], [y], marker=marker, ms=6, zorder=3, color=colour,
-                        mfc=colour if significant else "white", mew=1.5)
-                xs.append(e.estimate)
-            other_unit = (j.claim.table, j.metric) in PAPER_OTHER_UNIT
-            if j.paper is not None and not other_unit:
-                ax.plot([j.paper], [y], marker="D", mfc="none", mec="black", ms=7, zorder=4)
-                xs.append(j.paper)
-            mark = " ‡" if j.maybe_chance else ""
-            extra = " (paper's value unitless: not drawn)" if other_unit else ""
-            repeat = f" = {j.claim.repeats}" if j.claim.repeats else ""
-            labels.append((y, f"{j.claim.id}{repeat}  [{j.verdict}{mark}]  {_arrow(j)}{extra}",
-                           colour))
+            xs += _draw_claim(ax, j, y, neutral, ratio)
+            labels.append((y, _label(j), COLOURS.get(j.verdict, "black")))
         ax.set_yticks([y for y, _, _ in labels])
         ax.set_yticklabels([t for _, t, _ in labels], fontsize=8)
         for tick, (_, _, colour) in zip(ax.get_yticklabels(), labels, strict=True):
