@@ -132,38 +132,47 @@ def _keyword(call: ast.Call, name: str) -> ast.AST | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
+PICKLE_MODULES = {"pickle", "marshal", "dill", "cloudpickle", "shelve"}
+CODE_RUNNERS = {"eval", "exec", "builtins.eval", "builtins.exec", "__import__"}
+UNSAFE_LOADERS = {"pickle.load", "pickle.loads", "pickle.Unpickler", "marshal.load",
+                  "marshal.loads", "dill.load", "dill.loads", "cloudpickle.load",
+                  "cloudpickle.loads", "shelve.open", "joblib.load", "pd.read_pickle",
+                  "pandas.read_pickle", "yaml.unsafe_load", "yaml.full_load"}
+
+
 def unsafe_calls(source: str) -> list[tuple[int, str]]:
     """(line, what) for each call in ``source`` that can run code from a file or a string."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module in {"pickle", "marshal", "dill",
-                                                                "cloudpickle", "shelve"}:
+        if isinstance(node, ast.ImportFrom) and node.module in PICKLE_MODULES:
             found.append((node.lineno, f"from {node.module} import ..."))
-        if not isinstance(node, ast.Call):
-            continue
-        name = _dotted(node.func)
-        if name in {"eval", "exec", "builtins.eval", "builtins.exec", "__import__"}:
-            found.append((node.lineno, f"{name}("))
-        elif name in {"pickle.load", "pickle.loads", "pickle.Unpickler", "marshal.load",
-                      "marshal.loads", "dill.load", "dill.loads", "cloudpickle.load",
-                      "cloudpickle.loads", "shelve.open", "joblib.load", "pd.read_pickle",
-                      "pandas.read_pickle", "yaml.unsafe_load", "yaml.full_load"}:
-            found.append((node.lineno, name))
-        elif name == "torch.load":
-            flag = _keyword(node, "weights_only")
-            if not (isinstance(flag, ast.Constant) and flag.value is True):
-                found.append((node.lineno, "torch.load without weights_only=True"))
-        elif name == "yaml.load":
-            loader = _keyword(node, "Loader")
-            if loader is None and len(node.args) > 1:
-                loader = node.args[1]
-            if _dotted(loader) not in {"yaml.SafeLoader", "yaml.CSafeLoader"}:
-                found.append((node.lineno, "yaml.load without a safe Loader"))
-        elif name in {"np.load", "numpy.load"}:
-            flag = _keyword(node, "allow_pickle")
-            if flag is not None and not (isinstance(flag, ast.Constant) and flag.value is False):
-                found.append((node.lineno, "np.load with allow_pickle"))
+        elif isinstance(node, ast.Call) and (problem := _unsafe(node)) is not None:
+            found.append((node.lineno, problem))
     return found
+
+
+def _unsafe(call: ast.Call) -> str | None:
+    """What makes ``call`` able to run code (None: it cannot)."""
+    name = _dotted(call.func)
+    if name in CODE_RUNNERS:
+        return f"{name}("
+    if name in UNSAFE_LOADERS:
+        return name
+    if name == "torch.load":
+        flag = _keyword(call, "weights_only")
+        if not (isinstance(flag, ast.Constant) and flag.value is True):
+            return "torch.load without weights_only=True"
+    elif name == "yaml.load":
+        loader = _keyword(call, "Loader")
+        if loader is None and len(call.args) > 1:
+            loader = call.args[1]
+        if _dotted(loader) not in {"yaml.SafeLoader", "yaml.CSafeLoader"}:
+            return "yaml.load without a safe Loader"
+    elif name in {"np.load", "numpy.load"}:
+        flag = _keyword(call, "allow_pickle")
+        if flag is not None and not (isinstance(flag, ast.Constant) and flag.value is False):
+            return "np.load with allow_pickle"
+    return None
 
 
 def test_scanner_finds_each_unsafe_call():
