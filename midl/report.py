@@ -92,7 +92,7 @@ REPORT_CODE = ("midl/report.py", "midl/reporting", "results/paper_reference.yaml
 def git_state() -> str:
     """``<commit>`` (12 hex digits) that last changed the report's code and the paper's
     numbers (:data:`REPORT_CODE`), with ``+dirty`` if they have uncommitted changes (see
-    :func:`midl.provenance.git_commit`): the same for every commit that leaves them alone, so
+    :func:`midl.runs.provenance.git_commit`): the same for every commit that leaves them alone, so
     ``make report`` regenerates a table byte for byte from the same records."""
     return commit_text(git_commit(ROOT, REPORT_CODE))
 

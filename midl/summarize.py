@@ -10,7 +10,7 @@ Usage::
 The runs are the folders below the SWEEP_DIRs that Hydra made (``.hydra/overrides.yaml``),
 found and read by :mod:`midl.reporting.runs`. Each complete run is described by its
 result-relevant settings: the resolved config recorded in its ``metrics.json`` without the
-settings that cannot change a result (:func:`midl.provenance.result_config`), and without the
+settings that cannot change a result (:func:`midl.runs.provenance.result_config`), and without the
 seed (``seed`` and every setting equal to the run's seed in every run, such as
 ``callbacks.epoch_seed.seed``). Runs are grouped
 
@@ -63,7 +63,7 @@ from midl.runs.records import debug_choice
 
 DEFAULT_METRICS = ("test/acc", "test/f1", "test/anr_tau", "test/ece")
 MAX_PAIRED_GROUPS = 6  # more groups: no pairwise differences (15 pairs per metric at 6)
-ABSENT = "<absent>"  # a setting a run does not have (as midl.provenance writes it)
+ABSENT = "<absent>"  # a setting a run does not have (as midl.runs.provenance writes it)
 
 
 

@@ -7,7 +7,7 @@
   run once with :mod:`midl.analyses`;
 - :mod:`midl.reporting.scales`: the scales' settings and seeds (``configs/scale/``);
 - :mod:`midl.reporting.effects`: effects over seeds, t- and bootstrap intervals, verdict
-  rules (the claims audit's statistics); :mod:`midl.reporting.claims_plots`: its figures;
+  rules (the claims audit's statistics); :mod:`midl.reporting.claims.plots`: its figures;
 - :mod:`midl.reporting.session`: what one ``make tables`` did (runs trained / skipped /
   failed, files written, wall time).
 

@@ -12,13 +12,13 @@ A run is identified by its :class:`RunKey`: the setting (``+experiment/setting``
 the label-noise rate, the seed and the scale, read from Hydra's record of the job
 (``.hydra/hydra.yaml`` choices and ``.hydra/overrides.yaml``). The key only finds the
 candidates of a table cell: :func:`select_runs` counts a complete run only if its recorded
-configuration (:func:`midl.provenance.config_hash` of the resolved ``config`` in
+configuration (:func:`midl.runs.provenance.config_hash` of the resolved ``config`` in
 ``metrics.json``) equals the one the table's sweep composes for that key
 (:func:`expected_config`); candidates configured otherwise (e.g. ``block.top_k=0.05`` typed on
 the command line) are returned as not counted, with the settings that differ.
 
 A committed run record (``results/runs/<scale>/<task_name>/<run folder>.json``,
-:mod:`midl.records`) is read as a complete run too (:func:`read_record_run`; its ``path`` is
+:mod:`midl.runs.records`) is read as a complete run too (:func:`read_record_run`; its ``path`` is
 the record's file, its key comes from the Hydra job it recorded), so the tables can be made
 from ``results/runs/`` alone. A run present both as a folder and as a record is one run: the
 folder, when it is complete, else the record. A record that cannot be read (cut short, its
@@ -82,9 +82,9 @@ class Run:
 
     @property
     def config_hash(self) -> str | None:
-        """:func:`midl.provenance.config_hash` of the record's resolved ``config``
+        """:func:`midl.runs.provenance.config_hash` of the record's resolved ``config``
         (recomputed, so records written before the hash existed, or before a change of
-        :data:`midl.provenance.NOT_RESULT_KEYS`, are read alike); the recorded
+        :data:`midl.runs.provenance.NOT_RESULT_KEYS`, are read alike); the recorded
         ``config_hash`` if there is no config; None if neither."""
         if isinstance(self.record.get("config"), dict) and self.record["config"]:
             return config_hash(self.record["config"])
@@ -177,7 +177,7 @@ def run_key(overrides: dict[str, str], choices: dict[str, Any]) -> RunKey | None
 
 def read_run(path: Path) -> Run | None:
     """Read one run folder; None if it is not a run of a table sweep (no setting/seed) or is
-    a debug run (``debug=...``, :func:`midl.records.debug_choice`: never counted)."""
+    a debug run (``debug=...``, :func:`midl.runs.records.debug_choice`: never counted)."""
     try:
         overrides = _overrides(path)
     except (OSError, yaml.YAMLError):
@@ -229,7 +229,7 @@ def _key_from_name(path: Path) -> RunKey | None:
 
 
 def read_record_run(path: Path) -> Run | None:
-    """A committed run record (:func:`midl.records.read_record`) as a complete run; None if
+    """A committed run record (:func:`midl.runs.records.read_record`) as a complete run; None if
     it is not of a table sweep's job, or of a debug run (written before debug runs stopped
     getting records). A record that cannot be read as complete (cut short, its companion
     arrays missing) is an incomplete run whose note says so (:data:`CORRUPT_RECORD`), placed
@@ -260,7 +260,7 @@ def _identity(run: Run) -> tuple[str, str]:
 
 def collect_runs(sweep_dirs: list[str | Path]) -> list[Run]:
     """Every table run below the given folders (searched recursively), sorted by path: run
-    folders of sweeps and committed run records (:mod:`midl.records`; folders such as
+    folders of sweeps and committed run records (:mod:`midl.runs.records`; folders such as
     ``results/runs/<scale>`` may be given beside sweep folders). A run found both as a
     folder and as a record counts once: the folder if it is complete, else the record.
 
