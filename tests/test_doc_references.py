@@ -13,6 +13,7 @@ import re
 from conftest import REPO
 
 ROLE = re.compile(r":(?:mod|func|class|data|meth|attr|exc):`~?(midl\.[A-Za-z_][\w.]*)`")
+MARKDOWN_NAME = re.compile(r"`(midl\.[A-Za-z_][\w.]*)")  # `midl.x.y` in the READMEs
 COMMAND = re.compile(r"python -m (midl(?:\.\w+)*)")
 PATH = re.compile(r"(?<![\w./-])((?:midl|configs|scripts)/[\w/.-]*\.(?:py|yaml))\b")
 SOURCES = sorted([*(REPO / "midl").rglob("*.py"), *(REPO / "scripts").rglob("*.py"),
@@ -47,9 +48,10 @@ def runnable(module: str) -> bool:
         return False
 
 
-def references(pattern: re.Pattern[str]) -> list[tuple[str, str]]:
-    return sorted({(str(path.relative_to(REPO)), match)
-                   for path in SOURCES for match in pattern.findall(path.read_text())})
+def references(pattern: re.Pattern[str], suffix: str = "") -> list[tuple[str, str]]:
+    """(source file, match) of ``pattern`` in every source file ending in ``suffix``."""
+    return sorted({(str(path.relative_to(REPO)), match) for path in SOURCES
+                   if path.name.endswith(suffix) for match in pattern.findall(path.read_text())})
 
 
 def test_the_resolver_tells_a_moved_module_from_a_real_one():
@@ -61,8 +63,8 @@ def test_the_resolver_tells_a_moved_module_from_a_real_one():
 
 
 def test_docstring_roles_resolve():
-    refs = references(ROLE)
-    assert len(refs) > 100  # the pattern still finds the docstrings' references
+    refs = references(ROLE) + references(MARKDOWN_NAME, ".md")
+    assert len(refs) > 100  # the patterns still find the references
     missing = [f"{source}: {dotted}" for source, dotted in refs if not resolves(dotted)]
     assert not missing, "references to nothing:\n" + "\n".join(missing)
 
