@@ -96,17 +96,21 @@ def _draw_claim(ax: Any, j: Any, y: float, neutral: float, ratio: bool) -> list[
         ax.plot([e.estimate], [y], marker=marker, ms=6, zorder=3, color=colour,
                 mfc=colour if significant else "white", mew=1.5)
         xs.append(e.estimate)
-    if j.paper is not None and (j.claim.table, j.metric) not in PAPER_OTHER_UNIT:
+    if j.paper is not None and not _paper_other_unit(j):
         ax.plot([j.paper], [y], marker="D", mfc="none", mec="black", ms=7, zorder=4)
         xs.append(j.paper)
     return xs
 
 
+def _paper_other_unit(j: Any) -> bool:
+    """Whether the paper prints this claim's value in another unit (not drawn)."""
+    return (j.claim.table, j.metric) in PAPER_OTHER_UNIT
+
+
 def _label(j: Any) -> str:
     """A row's label: the claim id (and the claim it repeats), its verdict and the claim."""
     mark = " ‡" if j.maybe_chance else ""
-    other_unit = (j.claim.table, j.metric) in PAPER_OTHER_UNIT
-    extra = " (paper's value unitless: not drawn)" if other_unit else ""
+    extra = " (paper's value unitless: not drawn)" if _paper_other_unit(j) else ""
     repeat = f" = {j.claim.repeats}" if j.claim.repeats else ""
     return f"{j.claim.id}{repeat}  [{j.verdict}{mark}]  {_arrow(j)}{extra}"
 
