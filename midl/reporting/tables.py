@@ -55,6 +55,10 @@ def _pairs(setting: str, paper_models: dict[str, str], extra: dict[str, Any] | N
     return tuple(rows)
 
 
+# Tables 7, 10 and 11 (Appendix D): the paper's "cnn_mlp" row is the CNN with a Dropout block
+_CNN_MLP_PAIR = _pairs("cifar10_cnn", {"dropout": "cnn_mlp", "midl": "midl"},
+                       labels={"dropout": "cnn_mlp (Dropout block)"})
+
 _ROBUST_COLUMNS = (
     Column("clean", "Clean acc", "%", "clean", ACC),
     Column("noise20", "20% noise acc", "%", "noise20", ACC, noise=0.2),
@@ -284,8 +288,7 @@ TABLES: dict[str, TableSpec] = {
                "(k = 3) along random directions (midl.metrics.smi).", _SMI_NOTE)),
     "table7": TableSpec(
         "table7", "Table 7: calibration on CIFAR-10", "table7_calibration_cifar10",
-        rows=_pairs("cifar10_cnn", {"dropout": "cnn_mlp", "midl": "midl"},
-                    labels={"dropout": "cnn_mlp (Dropout block)"}),
+        rows=_CNN_MLP_PAIR,
         columns=(Column("ece", "ECE (15 bins)", "%", "ece", ECE),
                  Column("brier", "Brier score (sum over classes)", "", None, BRIER, digits=3),
                  Column("brier_mean", "Brier score (mean over classes)", "", "brier",
@@ -326,8 +329,7 @@ TABLES: dict[str, TableSpec] = {
     "table10": TableSpec(
         "table10", "Table 10: wall-clock latency and memory on CIFAR-10 at batch 1",
         "table10_wallclock_cifar10_batch1",
-        rows=_pairs("cifar10_cnn", {"dropout": "cnn_mlp", "midl": "midl"},
-                    labels={"dropout": "cnn_mlp (Dropout block)"}),
+        rows=_CNN_MLP_PAIR,
         columns=(Column("latency_gpu", "GPU latency b=1 (ms)", "ms", "latency_gpu_ms",
                         latency(1, "gpu"), na=GPU_NA, digits=2),
                  Column("latency_cpu", "CPU latency b=1 (ms)", "ms", "latency_cpu_ms",
@@ -337,8 +339,7 @@ TABLES: dict[str, TableSpec] = {
                "in the header.", CPU_MEM_NOTE)),
     "table11": TableSpec(
         "table11", "Table 11: robustness on CIFAR-10 (appendix)", "table11_robustness_cifar10",
-        rows=_pairs("cifar10_cnn", {"dropout": "cnn_mlp", "midl": "midl"},
-                    labels={"dropout": "cnn_mlp (Dropout block)"}),
+        rows=_CNN_MLP_PAIR,
         columns=_ROBUST_COLUMNS,
         notes=("Same runs as Table 3; the paper's Tables 3 and 11 print different numbers for "
                "the same experiment.", NOISE_NOTE)),
